@@ -1,0 +1,117 @@
+"""The Task protocol: what a task family must provide so its answers can be reused step by step.
+
+A task bundles detection (prompt -> spec), segmentation, per-step verification against a *new*
+request, a patch plan for the steps that fail, an integrity check of the stitched answer, the
+skip-reuse predicate and an optional deterministic fallback.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Generic, TypeVar
+
+from stepcache_core.types import Completion, StepOutcome
+
+S = TypeVar("S")
+
+#: What a task calls to ask the backend for text: (prompt, max_tokens) -> Completion.
+#: The engine supplies it and accounts every call's tokens and time.
+Generate = Callable[[str, int | None], Completion]
+
+
+class DeltaKind(StrEnum):
+    """One kind of difference between a cached request and a new one."""
+
+    REWORDING = "rewording"  # same meaning, other words
+    RENAME = "rename"  # a variable renamed
+    CONSTANTS = "constants"  # numbers changed
+    KEYS = "keys"  # requested JSON keys added, removed or renamed
+    CORE = "core"  # a different question: reuse must be skipped
+
+
+@dataclass(frozen=True, slots=True)
+class Delta:
+    """What changed between the cached request and the new one."""
+
+    kinds: frozenset[DeltaKind]
+    reason: str = ""
+
+    @property
+    def core(self) -> bool:
+        return DeltaKind.CORE in self.kinds
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """A verifier's verdict on one step or on a whole answer."""
+
+    ok: bool
+    reason: str = ""
+
+
+PASS = Check(True)
+
+
+@dataclass(frozen=True, slots=True)
+class PatchRequest(Generic[S]):
+    """Everything a task needs to patch a cached answer for a new request."""
+
+    prompt: str
+    spec: S
+    steps: Sequence[str]  # the cached steps, already transferred to the new request
+    checks: Sequence[Check]  # one verdict per step
+    attempt: int = 0  # 0 for the first patch, then 1.. for repairs
+    last_failure: str = ""  # why the previous attempt's stitched answer was rejected
+    max_tokens: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Task(ABC, Generic[S]):
+    """A family of requests whose answers can be verified step by step."""
+
+    #: Unique, stable name; stored with every cached answer.
+    name: str = "task"
+
+    @abstractmethod
+    def detect(self, prompt: str) -> S | None:
+        """Parse the request's constraints, or None when this task cannot verify answers to it."""
+
+    @abstractmethod
+    def segment(self, text: str) -> list[str]:
+        """Split an answer into ordered steps; `stitch(segment(t)) == t` must hold."""
+
+    @abstractmethod
+    def compare(self, cached_prompt: str, cached: S, prompt: str, spec: S) -> Delta:
+        """Classify what changed between a cached request and the new one."""
+
+    @abstractmethod
+    def verify(self, steps: Sequence[str], cached: S, spec: S) -> list[Check]:
+        """Check each cached (transferred) step against the new request's spec."""
+
+    @abstractmethod
+    def integrity(self, text: str, spec: S) -> Check:
+        """Check a whole stitched answer; a failing answer is never served from cache."""
+
+    @abstractmethod
+    def patch(self, request: PatchRequest[S], generate: Generate) -> list[StepOutcome] | None:
+        """Regenerate the failing steps; return every step of the new answer, or None."""
+
+    def transfer(self, step: str, cached: S, spec: S) -> str:
+        """Adapt one cached step to the new request before it is verified (e.g. rename)."""
+        return step
+
+    def stitch(self, steps: Sequence[str]) -> str:
+        """Join steps back into one answer."""
+        return "".join(steps)
+
+    def worth_patching(self, checks: Sequence[Check]) -> bool:
+        """Skip-reuse predicate: False when most steps fail, so patching would not pay."""
+        failed = sum(not c.ok for c in checks)
+        return failed * 2 <= len(checks)
+
+    def fallback(self, request: PatchRequest[S]) -> list[StepOutcome] | None:
+        """A deterministic answer built without the backend, when the task has one."""
+        return None

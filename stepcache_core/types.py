@@ -1,0 +1,72 @@
+"""Value types that flow through the engine: completions, steps, results."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Path(StrEnum):
+    """How a request was answered."""
+
+    EXACT = "exact"  # the same prompt was cached: stored answer, no embedding, no backend call
+    REUSE = "reuse"  # every cached step verified against the new request: no backend call
+    PATCH = "patch"  # failing steps regenerated (backend or deterministic fallback), rest reused
+    SKIP = "skip"  # a neighbour existed but reuse was judged unsafe or unproductive: full generation
+    MISS = "miss"  # nothing reusable nearby: full generation
+
+
+class StepOrigin(StrEnum):
+    """Where the text of one served step came from."""
+
+    REUSED = "reused"
+    PATCHED = "patched"
+    GENERATED = "generated"
+    FALLBACK = "fallback"
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """One backend answer with the backend's own token counts."""
+
+    text: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    finish_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StepOutcome:
+    """One step of a served answer and where it came from."""
+
+    text: str
+    origin: StepOrigin
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """What `StepCache.generate` returns."""
+
+    text: str
+    path: Path
+    steps: tuple[StepOutcome, ...] = ()
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    backend_calls: int = 0
+    task: str | None = None
+    similarity: float | None = None
+    cached_prompt: str | None = None
+    fallback_used: bool = False
+    verified: bool = False
+    reason: str = ""
+    timings: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    @property
+    def from_cache(self) -> bool:
+        """True when no backend call was made."""
+        return self.backend_calls == 0 and self.path in (Path.EXACT, Path.REUSE, Path.PATCH)
