@@ -60,6 +60,7 @@ class Result:
     fallback_used: bool = False
     verified: bool = False
     reason: str = ""
+    payload: str | None = None  # adapter data stored with the entry, returned on exact hits
     timings: Mapping[str, float] = field(default_factory=dict)
 
     @property

@@ -1,0 +1,55 @@
+"""StepCache core: step-level reuse of LLM answers with task verifiers and selective patching."""
+
+from stepcache_core.backends.base import Backend, FunctionBackend
+from stepcache_core.config import CacheConfig
+from stepcache_core.embed import Embedder, MiniLMEmbedder
+from stepcache_core.engine import StepCache, default_cache_dir
+from stepcache_core.errors import (
+    BackendError,
+    ConfigError,
+    InvalidPromptError,
+    ModelAssetError,
+    SchemaVersionError,
+    StepCacheError,
+    StoreError,
+)
+from stepcache_core.segment import segment_text, stitch_steps
+from stepcache_core.store import ChromaStore, Entry, InMemoryStore, Neighbour, StepStore
+from stepcache_core.tasks.base import Check, Delta, DeltaKind, PatchRequest, Task
+from stepcache_core.tasks.registry import TaskRegistry
+from stepcache_core.types import Completion, Path, Result, StepOrigin, StepOutcome
+
+__all__ = [
+    "Backend",
+    "BackendError",
+    "CacheConfig",
+    "Check",
+    "ChromaStore",
+    "Completion",
+    "ConfigError",
+    "Delta",
+    "DeltaKind",
+    "Embedder",
+    "Entry",
+    "FunctionBackend",
+    "InMemoryStore",
+    "InvalidPromptError",
+    "MiniLMEmbedder",
+    "ModelAssetError",
+    "Neighbour",
+    "PatchRequest",
+    "Path",
+    "Result",
+    "SchemaVersionError",
+    "StepCache",
+    "StepCacheError",
+    "StepOrigin",
+    "StepOutcome",
+    "StepStore",
+    "StoreError",
+    "Task",
+    "TaskRegistry",
+    "default_cache_dir",
+    "segment_text",
+    "stitch_steps",
+]

@@ -1,0 +1,54 @@
+"""Engine settings as a small frozen value object, validated on construction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from stepcache_core.errors import ConfigError
+
+
+@dataclass(frozen=True, slots=True)
+class CacheConfig:
+    """How eagerly StepCache reuses, repairs and stores answers.
+
+    Similarities are cosine similarities in [-1, 1]; higher means more alike.
+    """
+
+    #: A cached request of the same task is tried as a template only at or above this similarity.
+    #: Verification, not similarity, decides reuse, so this can stay low.
+    min_similarity: float = 0.5
+    #: A refused neighbour at or above this similarity makes the request a `skip` instead of a `miss`.
+    min_skip_similarity: float = 0.5
+    #: Opt-in whole-answer reuse for prompts no task recognises (None: exact match only).
+    semantic_min_similarity: float | None = None
+    #: How many nearest neighbours are tried as templates.
+    candidates: int = 4
+    #: Backend repairs after the first patch attempt fails its integrity check.
+    max_repairs: int = 2
+    #: Use the task's deterministic fallback when patching and repairs fail.
+    fallback: bool = True
+    #: Token cap passed to the backend for full generations (None: the backend's default).
+    max_tokens: int | None = None
+    #: Token cap for patch calls (None: same as max_tokens).
+    patch_max_tokens: int | None = None
+    #: Prompts longer than this bypass the cache (answered by the backend, never stored).
+    max_prompt_chars: int = 100_000
+
+    def __post_init__(self) -> None:
+        for name in ("min_similarity", "min_skip_similarity"):
+            value = getattr(self, name)
+            if not -1.0 <= value <= 1.0:
+                raise ConfigError(f"{name} must be within [-1, 1], got {value}")
+        sem = self.semantic_min_similarity
+        if sem is not None and not 0.0 < sem <= 1.0:
+            raise ConfigError(f"semantic_min_similarity must be within (0, 1], got {sem}")
+        if self.candidates < 1:
+            raise ConfigError(f"candidates must be >= 1, got {self.candidates}")
+        if self.max_repairs < 0:
+            raise ConfigError(f"max_repairs must be >= 0, got {self.max_repairs}")
+        for name in ("max_tokens", "patch_max_tokens"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ConfigError(f"{name} must be >= 1 or None, got {value}")
+        if self.max_prompt_chars < 1:
+            raise ConfigError(f"max_prompt_chars must be >= 1, got {self.max_prompt_chars}")

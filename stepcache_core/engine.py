@@ -1,0 +1,580 @@
+"""StepCache: the one request flow of DESIGN.md, with a sync and an async driver.
+
+The flow is written once, as a generator that yields the backend work it needs (`_Call`, `_Patch`)
+and receives the results; `generate` drives it with blocking calls, `agenerate` with awaited ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path as FsPath
+from typing import Any, TypeVar
+
+from stepcache_core import delta as text_delta
+from stepcache_core.backends.base import Backend
+from stepcache_core.config import CacheConfig
+from stepcache_core.embed import Embedder, MiniLMEmbedder
+from stepcache_core.errors import InvalidPromptError
+from stepcache_core.store import ChromaStore, Entry, Neighbour, StepStore, entry_key
+from stepcache_core.tasks.base import Check, PatchRequest, Task
+from stepcache_core.tasks.registry import TaskRegistry
+from stepcache_core.types import Completion, Path, Result, StepOrigin, StepOutcome
+
+log = logging.getLogger("stepcache")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """Ask the backend to complete `prompt`."""
+
+    prompt: str
+    max_tokens: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Patch:
+    """Run a task's patch plan, which may call the backend."""
+
+    task: Task[Any]
+    request: PatchRequest[Any]
+
+
+@dataclass(slots=True)
+class _Usage:
+    """Backend work done for one request."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    calls: int = 0
+    seconds: float = 0.0
+
+    def add(self, completion: Completion, seconds: float) -> None:
+        self.prompt_tokens += completion.prompt_tokens
+        self.completion_tokens += completion.completion_tokens
+        self.calls += 1
+        self.seconds += seconds
+
+
+@dataclass(slots=True)
+class _Request:
+    """One request's identity and bookkeeping while it flows through the engine."""
+
+    prompt: str
+    namespace: str
+    tenant: str
+    context: str
+    can_generate: bool  # False in `lookup`: full generations are not allowed
+    has_backend: bool
+    usage: _Usage = field(default_factory=_Usage)
+    timings: dict[str, float] = field(default_factory=dict)
+    started: float = field(default_factory=time.perf_counter)
+
+    @property
+    def key(self) -> str:
+        return entry_key(self.namespace, self.tenant, self.context, self.prompt)
+
+
+Flow = Generator[_Call | _Patch, Any, Result | None]
+
+
+def default_cache_dir() -> FsPath:
+    """Where the embedded Chroma store lives unless told otherwise."""
+    import os
+
+    home = os.environ.get("STEPCACHE_HOME")
+    return FsPath(home) if home else FsPath.home() / ".cache" / "stepcache"
+
+
+class StepCache:
+    """Step-level answer cache: exact tier, nearest-neighbour templates, verify, patch, skip.
+
+    Args:
+        store: where entries live; default a ``ChromaStore`` on disk under `path`.
+        path: directory of the default embedded store (default ``$STEPCACHE_HOME`` or
+            ``~/.cache/stepcache``), ignored when `store` is given.
+        embedder: default the bundled all-MiniLM-L6-v2 (loaded on first use).
+        tasks: task registry, or a sequence of tasks; default the built-ins.
+        config: thresholds and budgets.
+    """
+
+    def __init__(
+        self,
+        store: StepStore | None = None,
+        *,
+        path: str | FsPath | None = None,
+        embedder: Embedder | None = None,
+        tasks: TaskRegistry | Sequence[Task[Any]] | None = None,
+        config: CacheConfig | None = None,
+    ) -> None:
+        self.embedder = embedder if embedder is not None else MiniLMEmbedder()
+        if store is None:
+            store = ChromaStore(
+                FsPath(path) if path is not None else default_cache_dir() / "chroma",
+                embedder_name=self.embedder.name,
+            )
+        self.store = store
+        if tasks is None:
+            self.tasks = TaskRegistry.with_builtins()
+        elif isinstance(tasks, TaskRegistry):
+            self.tasks = tasks
+        else:
+            self.tasks = TaskRegistry(tasks)
+        self.config = config if config is not None else CacheConfig()
+        self._paths: Counter[str] = Counter()
+        self._counters: Counter[str] = Counter()
+
+    # ------------------------------------------------------------------ public API
+
+    def generate(
+        self,
+        prompt: str,
+        backend: Backend,
+        *,
+        namespace: str = "default",
+        tenant: str = "",
+        context: str = "",
+    ) -> Result:
+        """Answer `prompt`, reusing cached steps where they verify; `backend` fills the rest."""
+        req = self._request(prompt, namespace, tenant, context, can_generate=True, backend=True)
+        result = self._drive_sync(self._flow(req), backend, req)
+        assert result is not None  # a generating flow always ends with a result
+        return result
+
+    async def agenerate(
+        self,
+        prompt: str,
+        backend: Backend,
+        *,
+        namespace: str = "default",
+        tenant: str = "",
+        context: str = "",
+    ) -> Result:
+        """Async `generate`: backend calls are awaited."""
+        req = self._request(prompt, namespace, tenant, context, can_generate=True, backend=True)
+        result = await self._drive_async(self._flow(req), backend, req)
+        assert result is not None
+        return result
+
+    def lookup(
+        self,
+        prompt: str,
+        *,
+        namespace: str = "default",
+        tenant: str = "",
+        context: str = "",
+        backend: Backend | None = None,
+    ) -> Result | None:
+        """A cached answer (exact, reuse, or patched with `backend` / the fallback), or None.
+
+        Never generates an answer from scratch; that is the caller's job (then `put` it).
+        """
+        req = self._request(prompt, namespace, tenant, context, False, backend is not None)
+        return self._drive_sync(self._flow(req), backend, req)
+
+    async def alookup(
+        self,
+        prompt: str,
+        *,
+        namespace: str = "default",
+        tenant: str = "",
+        context: str = "",
+        backend: Backend | None = None,
+    ) -> Result | None:
+        """Async `lookup`."""
+        req = self._request(prompt, namespace, tenant, context, False, backend is not None)
+        return await self._drive_async(self._flow(req), backend, req)
+
+    def put(
+        self,
+        prompt: str,
+        answer: str,
+        *,
+        namespace: str = "default",
+        tenant: str = "",
+        context: str = "",
+        payload: str | None = None,
+    ) -> Entry | None:
+        """Store an answer produced elsewhere. Verified answers become reusable templates.
+
+        An answer its task rejects is repaired with the deterministic fallback when the task has
+        one, else not stored (a rejected answer is never served from cache). Returns the entry
+        stored, or None.
+        """
+        req = self._request(prompt, namespace, tenant, context, can_generate=False, backend=False)
+        detected = self._detect(prompt)
+        if detected is None:
+            return self._store(req, None, answer, None, verified=False, payload=payload)
+        task, spec = detected
+        if task.integrity(answer, spec).ok:
+            return self._store(req, task, answer, None, verified=True, payload=payload)
+        if self.config.fallback:
+            steps = task.segment(answer)
+            request = PatchRequest(prompt, spec, steps, task.verify(steps, spec, spec))
+            repaired = task.fallback(request)
+            if repaired is not None:
+                text = task.stitch([s.text for s in repaired])
+                if task.integrity(text, spec).ok:
+                    return self._store(req, task, text, None, verified=True)
+        log.info("stepcache: not storing an answer its task rejects (%s)", task.name)
+        return None
+
+    def clear(self, namespace: str | None = None, tenant: str | None = None) -> int:
+        """Delete cached entries (all, or of one namespace and/or tenant); return how many."""
+        return self.store.clear(namespace=namespace, tenant=tenant)
+
+    def stats(self) -> dict[str, Any]:
+        """Counts of paths taken and backend tokens spent since this object was made."""
+        try:
+            size: int | None = self.store.count()
+        except Exception as exc:  # a stats call must not fail because the store is down
+            log.warning("stepcache: store count failed: %s", exc)
+            size = None
+        return {
+            "requests": sum(self._paths.values()),
+            "paths": {p.value: self._paths[p.value] for p in Path},
+            "backend_calls": self._counters["backend_calls"],
+            "prompt_tokens": self._counters["prompt_tokens"],
+            "completion_tokens": self._counters["completion_tokens"],
+            "fallbacks": self._counters["fallbacks"],
+            "degraded": self._counters["degraded"],
+            "entries": size,
+        }
+
+    # ------------------------------------------------------------------ drivers
+
+    def _request(
+        self, prompt: Any, namespace: str, tenant: str, context: str, can_generate: bool,
+        backend: bool,
+    ) -> _Request:
+        if not isinstance(prompt, str):
+            raise InvalidPromptError(f"prompt must be a str, got {type(prompt).__name__}")
+        if not prompt.strip():
+            raise InvalidPromptError("prompt is empty")
+        for label, value in (("namespace", namespace), ("tenant", tenant), ("context", context)):
+            if not isinstance(value, str):
+                raise InvalidPromptError(f"{label} must be a str, got {type(value).__name__}")
+        return _Request(prompt, namespace, tenant, context, can_generate, backend)
+
+    def _drive_sync(self, flow: Flow, backend: Backend | None, req: _Request) -> Result | None:
+        def call(prompt: str, max_tokens: int | None) -> Completion:
+            assert backend is not None
+            t0 = time.perf_counter()
+            completion = backend.complete(prompt, max_tokens)
+            req.usage.add(completion, time.perf_counter() - t0)
+            return completion
+
+        try:
+            effect = next(flow)
+            while True:
+                if isinstance(effect, _Call):
+                    value: Any = call(effect.prompt, effect.max_tokens)
+                else:
+                    value = effect.task.patch(effect.request, call)
+                effect = flow.send(value)
+        except StopIteration as stop:
+            return self._finish(stop.value, req)
+
+    async def _drive_async(
+        self, flow: Flow, backend: Backend | None, req: _Request
+    ) -> Result | None:
+        loop = asyncio.get_running_loop()
+
+        async def acall(prompt: str, max_tokens: int | None) -> Completion:
+            assert backend is not None
+            t0 = time.perf_counter()
+            completion = await backend.acomplete(prompt, max_tokens)
+            req.usage.add(completion, time.perf_counter() - t0)
+            return completion
+
+        def bridge(prompt: str, max_tokens: int | None) -> Completion:
+            # Runs in the patch worker thread; the backend call itself is awaited on the loop.
+            return asyncio.run_coroutine_threadsafe(acall(prompt, max_tokens), loop).result()
+
+        try:
+            effect = next(flow)
+            while True:
+                if isinstance(effect, _Call):
+                    value: Any = await acall(effect.prompt, effect.max_tokens)
+                else:
+                    value = await asyncio.to_thread(effect.task.patch, effect.request, bridge)
+                effect = flow.send(value)
+        except StopIteration as stop:
+            return self._finish(stop.value, req)
+
+    def _finish(self, result: Result | None, req: _Request) -> Result | None:
+        if result is None:
+            return None
+        total = time.perf_counter() - req.started
+        timings = dict(req.timings)
+        timings.update(backend=req.usage.seconds, total=total, overhead=total - req.usage.seconds)
+        self._paths[result.path.value] += 1
+        self._counters["backend_calls"] += req.usage.calls
+        self._counters["prompt_tokens"] += req.usage.prompt_tokens
+        self._counters["completion_tokens"] += req.usage.completion_tokens
+        self._counters["fallbacks"] += int(result.fallback_used)
+        return Result(
+            text=result.text,
+            path=result.path,
+            steps=result.steps,
+            prompt_tokens=req.usage.prompt_tokens,
+            completion_tokens=req.usage.completion_tokens,
+            backend_calls=req.usage.calls,
+            task=result.task,
+            similarity=result.similarity,
+            cached_prompt=result.cached_prompt,
+            fallback_used=result.fallback_used,
+            verified=result.verified,
+            reason=result.reason,
+            payload=result.payload,
+            timings=timings,
+        )
+
+    # ------------------------------------------------------------------ the flow
+
+    def _flow(self, req: _Request) -> Flow:
+        cfg = self.config
+        if len(req.prompt) > cfg.max_prompt_chars:
+            if not req.can_generate:
+                return None
+            completion = yield _Call(req.prompt, cfg.max_tokens)
+            reason = f"prompt longer than max_prompt_chars ({cfg.max_prompt_chars}): not cached"
+            return Result(completion.text, Path.MISS, reason=reason)
+
+        # 1. Exact tier: a repeated prompt pays for neither an embedding nor verification.
+        entry = self._timed(req, "lookup", "exact lookup", self.store.get, req.key)
+        if entry is not None:
+            served = tuple(StepOutcome(s, StepOrigin.REUSED) for s in entry.steps)
+            return Result(
+                entry.answer, Path.EXACT, served, task=entry.task, similarity=1.0,
+                cached_prompt=entry.prompt, verified=entry.reusable, payload=entry.payload,
+                reason="same prompt cached",
+            )
+
+        # 2. Task detection and nearest cached requests in the same scope.
+        t0 = time.perf_counter()
+        detected = self._detect(req.prompt)
+        req.timings["detect"] = time.perf_counter() - t0
+        vector = self._timed(req, "embed", "embedding", self.embedder.embed, req.prompt)
+        neighbours: list[Neighbour] = []
+        if vector is not None:
+            found = self._timed(
+                req, "search", "similarity search", self.store.nearest, vector, req.namespace,
+                req.tenant, req.context, detected[0].name if detected else None, cfg.candidates,
+            )
+            neighbours = found or []
+
+        if detected is None:
+            return (yield from self._untyped(req, vector, neighbours))
+        task, spec = detected
+
+        # 3. Try each close neighbour as a template: compare, transfer, verify.
+        t0 = time.perf_counter()
+        best: tuple[Neighbour, list[str], list[Check]] | None = None
+        refusals: list[str] = []
+        for n in neighbours:
+            if n.similarity < cfg.min_similarity:
+                continue
+            cached_spec = task.detect(n.entry.prompt)
+            if cached_spec is None:
+                continue
+            delta = text_delta.merge(
+                text_delta.analyze(n.entry.prompt, req.prompt),
+                task.compare(n.entry.prompt, cached_spec, req.prompt, spec),
+            )
+            if delta.core:
+                refusals.append(delta.reason)
+                continue
+            steps = [task.transfer(s, cached_spec, spec) for s in n.entry.steps]
+            checks = task.verify(steps, cached_spec, spec)
+            if all(c.ok for c in checks):
+                text = task.stitch(steps)
+                integrity = task.integrity(text, spec)
+                if integrity.ok:
+                    req.timings["verify"] = time.perf_counter() - t0
+                    self._store(req, task, text, vector, verified=True)
+                    outcomes = tuple(StepOutcome(s, StepOrigin.REUSED) for s in steps)
+                    return Result(
+                        text, Path.REUSE, outcomes, task=task.name, similarity=n.similarity,
+                        cached_prompt=n.entry.prompt, verified=True,
+                        reason=f"every step verified ({', '.join(sorted(delta.kinds)) or 'same'})",
+                    )
+                refusals.append(f"stitched answer failed integrity: {integrity.reason}")
+                continue
+            if not task.worth_patching(checks):
+                failed = sum(not c.ok for c in checks)
+                refusals.append(f"{failed}/{len(checks)} steps fail: reuse would not pay")
+                continue
+            if best is None or _passed(checks) > _passed(best[2]):
+                best = (n, steps, checks)
+        req.timings["verify"] = time.perf_counter() - t0
+
+        if best is not None:
+            n, steps, checks = best
+            repaired = yield from self._repair(req, task, spec, steps, checks)
+            if repaired is not None:
+                outcomes, text, used_fallback = repaired
+                self._store(req, task, text, vector, verified=True)
+                first_bad = next(i for i, c in enumerate(checks) if not c.ok)
+                return Result(
+                    text, Path.PATCH, outcomes, task=task.name, similarity=n.similarity,
+                    cached_prompt=n.entry.prompt, fallback_used=used_fallback, verified=True,
+                    reason=f"step {first_bad + 1} failed: {checks[first_bad].reason}",
+                )
+            refusals.append("patching failed every attempt")
+
+        path = Path.SKIP if refusals else Path.MISS
+        if not req.can_generate:
+            return None
+        reason = "; ".join(refusals) if refusals else "no cached request of this task nearby"
+        return (yield from self._generate_verified(req, task, spec, vector, path, reason))
+
+    def _untyped(self, req: _Request, vector: Any, neighbours: list[Neighbour]) -> Flow:
+        """Prompts no task recognises: exact reuse only, unless semantic reuse is opted in."""
+        cfg = self.config
+        same_kind = [n for n in neighbours if n.entry.task is None]
+        best = same_kind[0] if same_kind else None
+        sem = cfg.semantic_min_similarity
+        if best is not None and sem is not None and best.similarity >= sem:
+            steps = tuple(StepOutcome(s, StepOrigin.REUSED) for s in best.entry.steps)
+            return Result(
+                best.entry.answer, Path.REUSE, steps, similarity=best.similarity,
+                cached_prompt=best.entry.prompt, payload=best.entry.payload,
+                reason=f"semantic reuse at similarity {best.similarity:.3f} >= {sem}",
+            )
+        if not req.can_generate:
+            return None
+        near = neighbours[0] if neighbours else None
+        if near is not None and near.similarity >= cfg.min_skip_similarity:
+            path, reason = Path.SKIP, "no task verifies this request: the neighbour is not reused"
+        else:
+            path, reason = Path.MISS, "no task verifies this request and nothing is cached"
+        completion = yield _Call(req.prompt, cfg.max_tokens)
+        self._store(req, None, completion.text, vector if sem is not None else None, False)
+        generated = (StepOutcome(completion.text, StepOrigin.GENERATED),)
+        return Result(completion.text, path, generated, reason=reason)
+
+    def _generate_verified(
+        self, req: _Request, task: Task[Any], spec: Any, vector: Any, path: Path, reason: str
+    ) -> Flow:
+        """Full generation, then the task's integrity check; a failing answer gets repaired."""
+        completion = yield _Call(req.prompt, self.config.max_tokens)
+        text = completion.text
+        integrity = task.integrity(text, spec)
+        if integrity.ok:
+            self._store(req, task, text, vector, verified=True)
+            steps = tuple(StepOutcome(s, StepOrigin.GENERATED) for s in task.segment(text))
+            return Result(text, path, steps, task=task.name, verified=True, reason=reason)
+        own_steps = task.segment(text)
+        checks = task.verify(own_steps, spec, spec)
+        if all(c.ok for c in checks):  # every step fine, yet the whole fails (e.g. truncated)
+            checks = [*checks[:-1], Check(False, integrity.reason)] if checks else checks
+        repaired = yield from self._repair(req, task, spec, own_steps, checks, integrity.reason)
+        if repaired is not None:
+            outcomes, fixed, used_fallback = repaired
+            self._store(req, task, fixed, vector, verified=True)
+            return Result(
+                fixed, path, outcomes, task=task.name, fallback_used=used_fallback, verified=True,
+                reason=f"{reason}; the model's answer failed ({integrity.reason}) and was repaired",
+            )
+        log.info("stepcache: serving an unverified model answer (%s)", integrity.reason)
+        steps = tuple(StepOutcome(s, StepOrigin.GENERATED) for s in own_steps)
+        return Result(
+            text, path, steps, task=task.name, verified=False,
+            reason=f"{reason}; the model's answer failed ({integrity.reason}) and was not stored",
+        )
+
+    def _repair(
+        self,
+        req: _Request,
+        task: Task[Any],
+        spec: Any,
+        steps: Sequence[str],
+        checks: Sequence[Check],
+        last_failure: str = "",
+    ) -> Generator[_Call | _Patch, Any, tuple[tuple[StepOutcome, ...], str, bool] | None]:
+        """Patch, then up to `max_repairs` repairs, then the deterministic fallback."""
+        cfg = self.config
+        max_tokens = cfg.patch_max_tokens or cfg.max_tokens
+        request = PatchRequest(req.prompt, spec, steps, checks, 0, last_failure, max_tokens)
+        if req.has_backend:
+            for attempt in range(1 + cfg.max_repairs):
+                request = PatchRequest(
+                    req.prompt, spec, steps, checks, attempt, last_failure, max_tokens
+                )
+                outcome = yield _Patch(task, request)
+                if outcome:
+                    text = task.stitch([o.text for o in outcome])
+                    integrity = task.integrity(text, spec)
+                    if integrity.ok:
+                        return tuple(outcome), text, False
+                    last_failure = integrity.reason
+                else:
+                    last_failure = "the patch produced no answer"
+        if cfg.fallback:
+            fallback = task.fallback(request)
+            if fallback:
+                text = task.stitch([o.text for o in fallback])
+                if task.integrity(text, spec).ok:
+                    return tuple(fallback), text, True
+                log.warning("stepcache: %s fallback failed its own integrity check", task.name)
+        return None
+
+    # ------------------------------------------------------------------ helpers
+
+    def _detect(self, prompt: str) -> tuple[Task[Any], Any] | None:
+        try:
+            return self.tasks.detect(prompt)
+        except Exception as exc:  # a task bug must not break the user's call
+            log.warning("stepcache: task detection failed, treating as no task: %s", exc)
+            return None
+
+    def _timed(self, req: _Request, key: str, what: str, fn: Callable[..., T], *args: Any) -> T | None:
+        """Run a cache operation; on failure log a warning and degrade to a miss (None)."""
+        t0 = time.perf_counter()
+        try:
+            return fn(*args)
+        except Exception as exc:
+            self._counters["degraded"] += 1
+            log.warning("stepcache: %s failed, continuing without the cache: %s", what, exc)
+            return None
+        finally:
+            req.timings[key] = req.timings.get(key, 0.0) + time.perf_counter() - t0
+
+    def _store(
+        self,
+        req: _Request,
+        task: Task[Any] | None,
+        text: str,
+        vector: Any,
+        verified: bool,
+        payload: str | None = None,
+    ) -> Entry | None:
+        steps = task.segment(text) if task is not None else [text]
+        entry = Entry(
+            key=req.key, namespace=req.namespace, context=req.context, prompt=req.prompt,
+            answer=text, steps=tuple(steps), task=task.name if task else None,
+            reusable=verified or (task is None and self.config.semantic_min_similarity is not None),
+            payload=payload, tenant=req.tenant,
+        )
+        t0 = time.perf_counter()
+        try:
+            if entry.reusable and vector is None:
+                vector = self.embedder.embed(req.prompt)
+            self.store.put(entry, vector)
+        except Exception as exc:
+            self._counters["degraded"] += 1
+            log.warning("stepcache: store write failed, the answer is served uncached: %s", exc)
+            return None
+        finally:
+            req.timings["store"] = time.perf_counter() - t0
+        return entry
+
+
+def _passed(checks: Sequence[Check]) -> int:
+    return sum(c.ok for c in checks)
