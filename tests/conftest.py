@@ -12,9 +12,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import pytest  # noqa: E402
+import pytest
 
-from stepcache_core import Backend, Completion, Embedder  # noqa: E402
+from stepcache_core import Backend, Completion, Embedder
 
 
 class HashEmbedder(Embedder):

@@ -1,0 +1,262 @@
+"""Engine flow on a controllable toy task, an in-memory store and a hashing embedder."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import pytest
+from conftest import HashEmbedder, ScriptedBackend
+from toy_tasks import MultiplesTask, multiples_answer
+
+from stepcache_core import (
+    CacheConfig,
+    Embedder,
+    InMemoryStore,
+    InvalidPromptError,
+    Path,
+    StepCache,
+    StepOrigin,
+    TaskRegistry,
+)
+
+
+class CountingEmbedder(Embedder):
+    name = "counting"
+
+    def __init__(self) -> None:
+        self.inner = HashEmbedder()
+        self.calls = 0
+
+    def embed_batch(self, texts: Sequence[str]) -> list[list[float]]:
+        self.calls += 1
+        return self.inner.embed_batch(texts)
+
+
+def right(prompt: str) -> str:
+    """A backend that answers the toy task correctly (full lists and continuations)."""
+    import re
+
+    m = re.search(r"first (\d+) multiples of (\d+)(?: from (\d+))?", prompt)
+    if not m:
+        return "I do not know."
+    n, k = int(m.group(1)), int(m.group(2))
+    return multiples_answer(n, k, int(m.group(3) or 1))
+
+
+def make_cache(**config: object) -> StepCache:
+    return StepCache(
+        InMemoryStore(),
+        embedder=CountingEmbedder(),
+        tasks=[MultiplesTask()],
+        config=CacheConfig(**config),  # type: ignore[arg-type]
+    )
+
+
+def test_miss_then_exact_hit_skips_embedding_and_backend() -> None:
+    cache = make_cache()
+    backend = ScriptedBackend(right)
+    first = cache.generate("List the first 3 multiples of 4.", backend)
+    assert first.path is Path.MISS and first.verified
+    assert first.text == multiples_answer(3, 4)
+    embedder = cache.embedder
+    assert isinstance(embedder, CountingEmbedder)
+    before = embedder.calls
+    second = cache.generate("List the first 3   multiples of 4.", backend)
+    assert second.path is Path.EXACT
+    assert second.text == first.text
+    assert backend.calls == 1 and embedder.calls == before
+    assert second.backend_calls == 0 and second.total_tokens == 0
+
+
+def test_reworded_request_is_reused_without_backend() -> None:
+    cache = make_cache()
+    backend = ScriptedBackend(right)
+    cache.generate("List the first 3 multiples of 4.", backend)
+    result = cache.generate("Please write out the first 3 multiples of 4", backend)
+    assert result.path is Path.REUSE
+    assert result.text == multiples_answer(3, 4)
+    assert backend.calls == 1
+    assert all(s.origin is StepOrigin.REUSED for s in result.steps)
+    assert result.cached_prompt == "List the first 3 multiples of 4."
+
+
+def test_longer_list_is_patched_from_the_first_missing_step() -> None:
+    cache = make_cache()
+    backend = ScriptedBackend(right)
+    cache.generate("List the first 3 multiples of 4.", backend)
+    result = cache.generate("List the first 5 multiples of 4.", backend)
+    assert result.path is Path.PATCH and result.verified
+    assert result.text == multiples_answer(5, 4)
+    assert backend.prompts[-1] == "Continue the first 5 multiples of 4 from 4."
+    origins = [s.origin for s in result.steps]
+    assert origins == [StepOrigin.REUSED] * 3 + [StepOrigin.PATCHED] * 2
+    assert result.backend_calls == 1
+
+
+def test_changed_constant_with_every_step_failing_skips_reuse() -> None:
+    cache = make_cache()
+    backend = ScriptedBackend(right)
+    cache.generate("List the first 3 multiples of 4.", backend)
+    result = cache.generate("List the first 3 multiples of 7.", backend)
+    assert result.path is Path.SKIP
+    assert "would not pay" in result.reason
+    assert result.text == multiples_answer(3, 7)
+    assert backend.prompts[-1] == "List the first 3 multiples of 7."
+
+
+def test_wrong_backend_is_repaired_by_the_deterministic_fallback() -> None:
+    cache = make_cache()
+    liar = ScriptedBackend(lambda p: "1 x 4 = 5\n")
+    result = cache.generate("List the first 3 multiples of 4.", liar)
+    assert result.verified and result.fallback_used
+    assert result.text == multiples_answer(3, 4)
+    # one generation, then the patch and two repairs, then the fallback
+    assert liar.calls == 1 + 1 + 2
+    patched = cache.generate("List the first 6 multiples of 4.", liar)
+    assert patched.path is Path.PATCH and patched.fallback_used
+    assert patched.text == multiples_answer(6, 4)
+
+
+def test_without_fallback_a_rejected_answer_is_served_unverified_and_never_cached() -> None:
+    cache = make_cache(fallback=False, max_repairs=0)
+    liar = ScriptedBackend(lambda p: "1 x 4 = 5\n")
+    result = cache.generate("List the first 3 multiples of 4.", liar)
+    assert not result.verified and result.text == "1 x 4 = 5\n"
+    again = cache.generate("List the first 3 multiples of 4.", liar)
+    assert again.path is not Path.EXACT
+    assert cache.store.count() == 0
+
+
+def test_lookup_never_generates_but_uses_fallback() -> None:
+    cache = make_cache()
+    backend = ScriptedBackend(right)
+    assert cache.lookup("List the first 3 multiples of 4.") is None
+    cache.generate("List the first 3 multiples of 4.", backend)
+    hit = cache.lookup("List the first 3 multiples of 4.")
+    assert hit is not None and hit.path is Path.EXACT
+    patched = cache.lookup("List the first 4 multiples of 4.")
+    assert patched is not None and patched.path is Path.PATCH and patched.fallback_used
+    assert patched.text == multiples_answer(4, 4)
+    with_backend = cache.lookup("List the first 5 multiples of 4.", backend=backend)
+    assert with_backend is not None and not with_backend.fallback_used
+    assert cache.lookup("List the first 3 multiples of 9.") is None
+    assert backend.calls == 2
+
+
+def test_put_stores_payload_for_exact_hits_and_refuses_wrong_answers() -> None:
+    cache = make_cache(fallback=False)
+    entry = cache.put("hello there", "general kenobi", payload='{"x": 1}')
+    assert entry is not None
+    hit = cache.lookup("hello there")
+    assert hit is not None and hit.payload == '{"x": 1}' and hit.text == "general kenobi"
+    assert cache.put("List the first 2 multiples of 3.", "1 x 3 = 4\n") is None
+    assert cache.lookup("List the first 2 multiples of 3.") is None
+
+
+def test_put_repairs_a_wrong_answer_with_the_fallback() -> None:
+    cache = make_cache()
+    entry = cache.put("List the first 2 multiples of 3.", "1 x 3 = 4\n")
+    assert entry is not None and entry.answer == multiples_answer(2, 3)
+
+
+def test_namespaces_and_tenants_never_share_answers() -> None:
+    cache = make_cache()
+    backend = ScriptedBackend(right)
+    cache.generate("List the first 3 multiples of 4.", backend, namespace="model-a")
+    other_ns = cache.generate("List the first 3 multiples of 4.", backend, namespace="model-b")
+    other_tenant = cache.generate(
+        "List the first 3 multiples of 4.", backend, namespace="model-a", tenant="acme"
+    )
+    other_ctx = cache.generate(
+        "List the first 3 multiples of 4.", backend, namespace="model-a", context="sys:pirate"
+    )
+    assert other_ns.path is Path.MISS
+    assert other_tenant.path is Path.MISS
+    assert other_ctx.path is Path.MISS
+    assert backend.calls == 4
+    assert cache.clear(tenant="acme") == 1
+    assert cache.clear(namespace="model-b") == 1
+
+
+def test_untyped_prompts_are_exact_only_unless_semantic_reuse_is_opted_in() -> None:
+    backend = ScriptedBackend(lambda p: f"answer to {p}")
+    strict = make_cache()
+    strict.generate("Tell me a joke about cats", backend)
+    near = strict.generate("Tell me a joke about cats please", backend)
+    assert near.path in (Path.SKIP, Path.MISS) and near.text.endswith("please")
+    loose = make_cache(semantic_min_similarity=0.8)
+    loose.generate("Tell me a joke about cats", backend)
+    reused = loose.generate("Tell me a joke about cats please", backend)
+    assert reused.path is Path.REUSE and reused.text == "answer to Tell me a joke about cats"
+
+
+@pytest.mark.parametrize("bad", [None, 3, b"bytes", "", "   \n"])
+def test_invalid_prompts_raise_a_clear_error(bad: object) -> None:
+    cache = make_cache()
+    with pytest.raises(InvalidPromptError):
+        cache.generate(bad, ScriptedBackend(right))  # type: ignore[arg-type]
+
+
+def test_overlong_prompt_bypasses_the_cache() -> None:
+    cache = make_cache(max_prompt_chars=50)
+    backend = ScriptedBackend(lambda p: "ok")
+    prompt = "List the first 3 multiples of 4. " + "x" * 100
+    assert cache.generate(prompt, backend).path is Path.MISS
+    assert cache.generate(prompt, backend).path is Path.MISS
+    assert cache.store.count() == 0 and backend.calls == 2
+
+
+class BrokenStore(InMemoryStore):
+    def get(self, key: str):  # type: ignore[no-untyped-def]
+        raise ConnectionError("store down")
+
+    def nearest(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        raise ConnectionError("store down")
+
+    def put(self, entry, vector):  # type: ignore[no-untyped-def]
+        raise ConnectionError("store down")
+
+
+def test_store_outage_degrades_to_the_backend(caplog: pytest.LogCaptureFixture) -> None:
+    cache = StepCache(BrokenStore(), embedder=HashEmbedder(), tasks=[MultiplesTask()])
+    backend = ScriptedBackend(right)
+    result = cache.generate("List the first 3 multiples of 4.", backend)
+    assert result.text == multiples_answer(3, 4) and backend.calls == 1
+    assert "continuing without the cache" in caplog.text
+    assert cache.stats()["degraded"] >= 2
+
+
+def test_async_generate_matches_sync() -> None:
+    cache = make_cache()
+    backend = ScriptedBackend(right)
+
+    async def run() -> list[Path]:
+        a = await cache.agenerate("List the first 3 multiples of 4.", backend)
+        b = await cache.agenerate("List the first 5 multiples of 4.", backend)
+        c = await cache.agenerate("List the first 5 multiples of 4.", backend)
+        d = await cache.alookup("List the first 6 multiples of 4.")
+        assert b.text == multiples_answer(5, 4)
+        assert d is not None and d.text == multiples_answer(6, 4)
+        return [a.path, b.path, c.path]
+
+    assert asyncio.run(run()) == [Path.MISS, Path.PATCH, Path.EXACT]
+
+
+def test_stats_count_paths_and_tokens() -> None:
+    cache = make_cache()
+    backend = ScriptedBackend(right)
+    cache.generate("List the first 3 multiples of 4.", backend)
+    cache.generate("List the first 3 multiples of 4.", backend)
+    stats = cache.stats()
+    assert stats["paths"]["miss"] == 1 and stats["paths"]["exact"] == 1
+    assert stats["backend_calls"] == 1 and stats["prompt_tokens"] > 0 and stats["entries"] == 1
+
+
+def test_registry_rejects_duplicates_and_non_tasks() -> None:
+    reg = TaskRegistry([MultiplesTask()])
+    with pytest.raises(ValueError):
+        reg.register(MultiplesTask())
+    with pytest.raises(ValueError):
+        reg.register(object())  # type: ignore[arg-type]
+    assert reg.names() == ["multiples"]

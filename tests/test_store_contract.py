@@ -1,0 +1,160 @@
+"""One contract suite, run against every StepStore implementation."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from stepcache_core import ChromaStore, Entry, InMemoryStore, SchemaVersionError, StepStore
+from stepcache_core.store import entry_key
+
+
+def unit(i: int, dim: int = 8) -> list[float]:
+    v = [0.0] * dim
+    v[i % dim] = 1.0
+    return v
+
+
+def mixed(a: int, b: int, wa: float, dim: int = 8) -> list[float]:
+    v = [0.0] * dim
+    v[a] = wa
+    v[b] = (1 - wa * wa) ** 0.5
+    return v
+
+
+def entry(
+    prompt: str,
+    ns: str = "ns",
+    task: str | None = "t",
+    reusable: bool = True,
+    tenant: str = "",
+    context: str = "",
+) -> Entry:
+    return Entry(
+        key=entry_key(ns, tenant, context, prompt),
+        namespace=ns,
+        context=context,
+        prompt=prompt,
+        answer=f"answer to {prompt}",
+        steps=(f"answer to {prompt}",),
+        task=task,
+        reusable=reusable,
+        tenant=tenant,
+    )
+
+
+@pytest.fixture(params=["memory", "chroma"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StepStore]:
+    if request.param == "memory":
+        yield InMemoryStore()
+    else:
+        yield ChromaStore(tmp_path / "chroma", embedder_name="test-8d")
+
+
+def test_put_get_roundtrip_keeps_every_field(store: StepStore) -> None:
+    e = Entry(
+        key="k1",
+        namespace="ns",
+        context="ctx",
+        prompt="p ü 🚀",
+        answer="a\n\nb",
+        steps=("a\n\n", "b"),
+        task="t",
+        reusable=True,
+        payload='{"g": [1]}',
+        tenant="t1",
+    )
+    store.put(e, unit(0))
+    got = store.get("k1")
+    assert got is not None
+    assert (
+        got.prompt,
+        got.answer,
+        got.steps,
+        got.task,
+        got.reusable,
+        got.payload,
+        got.tenant,
+        got.context,
+        got.namespace,
+    ) == (e.prompt, e.answer, e.steps, e.task, True, e.payload, "t1", "ctx", "ns")
+    assert store.get("missing") is None
+
+
+def test_nearest_orders_by_similarity_and_filters_scope(store: StepStore) -> None:
+    store.put(entry("a"), unit(0))
+    store.put(entry("b"), mixed(0, 1, 0.8))
+    store.put(entry("c"), unit(1))
+    store.put(entry("other ns", ns="ns2"), unit(0))
+    store.put(entry("other tenant", tenant="x"), unit(0))
+    store.put(entry("other ctx", context="c2"), unit(0))
+    store.put(entry("other task", task="u"), unit(0))
+    store.put(entry("exact only", reusable=False), unit(0))
+    got = store.nearest(unit(0), "ns", "", "", "t", k=5)
+    assert [n.entry.prompt for n in got] == ["a", "b", "c"]
+    assert got[0].similarity == pytest.approx(1.0, abs=1e-5)
+    assert got[1].similarity == pytest.approx(0.8, abs=1e-4)
+    any_task = store.nearest(unit(0), "ns", "", "", None, k=10)
+    assert {n.entry.prompt for n in any_task} == {"a", "b", "c", "other task"}
+
+
+def test_put_replaces_and_clear_by_scope(store: StepStore) -> None:
+    store.put(entry("a"), unit(0))
+    store.put(entry("a"), unit(0))
+    assert store.count() == 1
+    store.put(entry("b", ns="ns2"), unit(1))
+    store.put(entry("c", tenant="acme"), unit(2))
+    assert store.count("ns2") == 1
+    assert store.clear(tenant="acme") == 1
+    assert store.clear("ns2") == 1
+    assert store.count() == 1
+    assert store.clear() == 1 and store.count() == 0
+
+
+def test_vectorless_entry_is_exact_only(store: StepStore) -> None:
+    store.put(entry("seed"), unit(3))
+    e = entry("plain", task=None, reusable=False)
+    store.put(e, None)
+    assert store.get(e.key) is not None
+    assert all(n.entry.prompt != "plain" for n in store.nearest(unit(3), "ns", "", "", None, 10))
+
+
+def test_chroma_refuses_unknown_schema_version(tmp_path: Path) -> None:
+    import chromadb
+    from chromadb.config import Settings
+
+    client = chromadb.PersistentClient(str(tmp_path), Settings(anonymized_telemetry=False))
+    client.create_collection(
+        "stepcache-test-8d", embedding_function=None, metadata={"stepcache_schema": 99}
+    )
+    with pytest.raises(SchemaVersionError, match="version 99"):
+        ChromaStore(tmp_path, embedder_name="test-8d", client=client)
+
+
+def test_chroma_corrupt_row_reads_as_absent(tmp_path: Path) -> None:
+    store = ChromaStore(tmp_path, embedder_name="test-8d")
+    store.put(entry("a"), unit(0))
+    key = entry("a").key
+    store._collection.update(ids=[key], documents=["{not json"], embeddings=[unit(0)])
+    assert store.get(key) is None
+    assert store.nearest(unit(0), "ns", "", "", "t") == []
+
+
+def test_chroma_entries_survive_a_fresh_process(tmp_path: Path) -> None:
+    script = textwrap.dedent(
+        f"""
+        from stepcache_core import ChromaStore, Entry
+        s = ChromaStore({str(tmp_path)!r}, embedder_name="test-8d")
+        s.put(Entry(key="k", namespace="ns", context="", prompt="p", answer="a",
+                    steps=("a",), task="t", reusable=True), [1.0] + [0.0] * 7)
+        """
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=120)
+    store = ChromaStore(tmp_path, embedder_name="test-8d")
+    got = store.nearest(unit(0), "ns", "", "", "t")
+    assert [n.entry.answer for n in got] == ["a"]
