@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from stepcache_core import segment_text, stitch_steps
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
 def fixture_rows() -> list[dict[str, object]]:
