@@ -1,0 +1,575 @@
+"""Reading equations out of model text: LaTeX and plain math to exact polynomials in one variable.
+
+A model writes math as LaTeX spans (``\\(x = 4\\)``, ``\\[ ... \\]``, ``\\frac{3}{2}``,
+``\\boxed{5}``), as plain lines (``3x = 15``, ``**x = 5**``) and sometimes in code fences.
+`read_math` finds every relation (``a = b``; a chain ``a = b = c`` gives two), every math
+expression without ``=``, every ``\\boxed{}`` value, and the numbers and single letters of the
+prose around them. `poly` evaluates a plain expression exactly (`fractions.Fraction`
+coefficients) with its own small parser: no ``eval``, memoized, microseconds per new string.
+
+Plain ("whitelisted") math is digits, ``.``, one-letter variables, ``+ - * / ( )`` and spaces;
+juxtaposition multiplies (``3x``, ``2(y - 3)``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from fractions import Fraction
+from functools import lru_cache
+
+MAX_EXPR_CHARS = 300
+MAX_DIGITS = 30
+_MAX_DEGREE = 4
+
+#: Coefficients of a polynomial, index = degree; no trailing zeros (zero is the empty tuple).
+Poly = tuple[Fraction, ...]
+
+#: Single letters that are English words in prose, never read as variables there.
+ENGLISH_LETTERS = frozenset("aAI")
+
+
+class MathTextError(ValueError):
+    """A piece of math that cannot be read: unknown LaTeX, bad syntax, too long."""
+
+
+class NonLinearError(MathTextError):
+    """An expression that is not a polynomial of degree <= 1 in the variable."""
+
+
+class OtherVariableError(MathTextError):
+    """An expression that uses a letter other than the variable."""
+
+
+# ---------------------------------------------------------------------------- exact polynomials
+
+
+def _trim(p: list[Fraction]) -> Poly:
+    while p and p[-1] == 0:
+        p.pop()
+    return tuple(p)
+
+
+def _add(p: Poly, q: Poly, sign: int = 1) -> Poly:
+    n = max(len(p), len(q))
+    return _trim(
+        [
+            (p[i] if i < len(p) else Fraction(0)) + sign * (q[i] if i < len(q) else Fraction(0))
+            for i in range(n)
+        ]
+    )
+
+
+def _mul(p: Poly, q: Poly) -> Poly:
+    if not p or not q:
+        return ()
+    if len(p) + len(q) - 2 > _MAX_DEGREE:
+        raise NonLinearError("degree too high")
+    out = [Fraction(0)] * (len(p) + len(q) - 1)
+    for i, a in enumerate(p):
+        for j, b in enumerate(q):
+            out[i + j] += a * b
+    return _trim(out)
+
+
+def degree(p: Poly) -> int:
+    """Degree of `p`; -1 for the zero polynomial."""
+    return len(p) - 1
+
+
+def evaluate(p: Poly, value: Fraction) -> Fraction:
+    """`p` at `value`, exactly."""
+    total = Fraction(0)
+    for c in reversed(p):
+        total = total * value + c
+    return total
+
+
+_TOKEN = re.compile(r"\s*(?:(\d+(?:\.\d+)?|\.\d+)|([A-Za-z])|([-+*/()]))")
+
+
+def tokenize(expr: str) -> list[str]:
+    """Split plain math into numbers, letters and operators; raise on anything else."""
+    tokens: list[str] = []
+    pos = 0
+    while pos < len(expr):
+        m = _TOKEN.match(expr, pos)
+        if m is None:
+            if not expr[pos:].strip():
+                break
+            ch = expr[pos:].lstrip()[0]
+            if ch == "^":
+                raise NonLinearError("a power (^)")
+            raise MathTextError(f"unexpected {ch!r}")
+        tok = m.group(m.lastindex or 0)
+        if m.group(1) is not None and len(tok.replace(".", "")) > MAX_DIGITS:
+            raise MathTextError("number too long")
+        tokens.append(tok)
+        pos = m.end()
+    return tokens
+
+
+class _Parser:
+    """Recursive descent over `tokenize` output; values are `Poly`."""
+
+    def __init__(self, tokens: list[str], var: str) -> None:
+        self.t = tokens
+        self.i = 0
+        self.var = var
+
+    def peek(self) -> str | None:
+        return self.t[self.i] if self.i < len(self.t) else None
+
+    def take(self) -> str:
+        tok = self.t[self.i]
+        self.i += 1
+        return tok
+
+    def expr(self) -> Poly:
+        value = self.term()
+        while self.peek() in ("+", "-"):
+            sign = 1 if self.take() == "+" else -1
+            value = _add(value, self.term(), sign)
+        return value
+
+    def term(self) -> Poly:
+        value = self.unary()
+        while True:
+            tok = self.peek()
+            if tok in ("*", "/"):
+                self.take()
+                if self.peek() in ("*", "/"):
+                    raise MathTextError("a doubled operator (** or //)")
+                right = self.unary()
+                value = _mul(value, right) if tok == "*" else self._div(value, right)
+            elif tok is not None and (tok == "(" or tok[0].isalnum() or tok[0] == "."):
+                prev = self.t[self.i - 1]
+                if (prev[0].isdigit() or prev[0] == ".") and (tok[0].isdigit() or tok[0] == "."):
+                    raise MathTextError("two numbers side by side")
+                value = _mul(value, self.atom())
+            else:
+                return value
+
+    @staticmethod
+    def _div(p: Poly, q: Poly) -> Poly:
+        if not q:
+            raise MathTextError("division by zero")
+        if len(q) > 1:
+            raise NonLinearError("division by the variable")
+        return tuple(c / q[0] for c in p)
+
+    def unary(self) -> Poly:
+        tok = self.peek()
+        if tok in ("+", "-"):
+            self.take()
+            value = self.unary()
+            return value if tok == "+" else tuple(-c for c in value)
+        return self.atom()
+
+    def atom(self) -> Poly:
+        tok = self.peek()
+        if tok is None:
+            raise MathTextError("expression ends early")
+        self.take()
+        if tok == "(":
+            value = self.expr()
+            if self.peek() != ")":
+                raise MathTextError("unbalanced parentheses")
+            self.take()
+            return value
+        if tok[0].isdigit() or tok[0] == ".":
+            return _trim([Fraction(tok)])
+        if tok.isalpha():
+            if tok != self.var:
+                raise OtherVariableError(f"another variable {tok!r}")
+            return (Fraction(0), Fraction(1))
+        raise MathTextError(f"unexpected {tok!r}")
+
+
+@lru_cache(maxsize=16384)
+def _poly_or_error(expr: str, var: str) -> Poly | MathTextError:
+    if len(expr) > MAX_EXPR_CHARS:
+        return MathTextError("expression too long")
+    try:
+        tokens = tokenize(expr)
+        if not tokens:
+            return MathTextError("empty expression")
+        parser = _Parser(tokens, var)
+        value = parser.expr()
+        if parser.i != len(tokens):
+            raise MathTextError(f"unexpected {tokens[parser.i]!r}")
+        return value
+    except MathTextError as exc:
+        return exc
+
+
+def poly(expr: str, var: str) -> Poly:
+    """Exact polynomial of plain `expr` in `var` (memoized); raise `MathTextError` subclasses."""
+    out = _poly_or_error(expr, var)
+    if isinstance(out, MathTextError):
+        raise out
+    return out
+
+
+def linear(expr: str, var: str) -> tuple[Fraction, Fraction]:
+    """`(a, b)` with `expr == a*var + b`; raise `NonLinearError` when the degree exceeds 1."""
+    p = poly(expr, var)
+    if degree(p) > 1:
+        raise NonLinearError(f"{expr.strip()!r} is not linear in {var}")
+    return (p[1] if len(p) > 1 else Fraction(0), p[0] if p else Fraction(0))
+
+
+def signed_numbers(expr: str) -> list[Fraction]:
+    """The number literals of plain `expr` in order, negative when written after a minus."""
+    out: list[Fraction] = []
+    prev = ""
+    for tok in tokenize(expr):
+        if tok[0].isdigit() or tok[0] == ".":
+            value = Fraction(tok)
+            out.append(-value if prev == "-" else value)
+        prev = tok
+    return out
+
+
+def format_fraction(value: Fraction) -> str:
+    """``5``, ``-25/3``."""
+    return (
+        str(value.numerator) if value.denominator == 1 else f"{value.numerator}/{value.denominator}"
+    )
+
+
+def format_linear(a: Fraction, b: Fraction, var: str) -> str:
+    """``3x - 5``, ``-x``, ``(1/2)x + 7/2``, ``0``."""
+    parts: list[str] = []
+    if a:
+        mag = abs(a)
+        coef = "" if mag == 1 else (format_fraction(mag) if mag.denominator == 1 else f"({mag})")
+        parts.append(("-" if a < 0 else "") + coef + var)
+    if b or not parts:
+        if parts:
+            parts.append(("- " if b < 0 else "+ ") + format_fraction(abs(b)))
+        else:
+            parts.append(format_fraction(b))
+    return " ".join(parts)
+
+
+# ---------------------------------------------------------------------------- LaTeX to plain
+
+_FRACS = frozenset({"frac", "dfrac", "tfrac", "cfrac"})
+_UNWRAP = frozenset({"mathbf", "mathrm", "mathit", "bm", "boldsymbol", "mathbb", "underline"})
+_TEXTS = frozenset(
+    {"text", "textbf", "textit", "textrm", "mbox", "mathtt", "texttt", "operatorname"}
+)
+_SEPS = frozenset(
+    {
+        "implies", "Rightarrow", "rightarrow", "Longrightarrow", "longrightarrow", "to", "iff",
+        "Leftrightarrow", "therefore", "because", "quad", "qquad", "hfill", "newline", "and",
+    }
+)  # fmt: skip
+_NOOPS = frozenset({"displaystyle", "textstyle", "nonumber", "notag", "big", "Big", "bigg", "Bigg"})
+_TIMES = frozenset({"cdot", "times", "ast"})
+_SPACES = frozenset({",", ";", ":", "!", " ", "enspace", "thinspace"})
+_CMD = re.compile(r"\\([A-Za-z]+|.)", re.DOTALL)
+_BOXED_MARK = "\x01"
+
+
+def _group(src: str, i: int) -> tuple[str, int]:
+    """The argument at `i`: a balanced ``{...}`` group or one character; returns (content, end)."""
+    while i < len(src) and src[i].isspace():
+        i += 1
+    if i >= len(src):
+        raise MathTextError("a LaTeX command lacks its argument")
+    if src[i] != "{":
+        if src[i] == "\\":
+            m = _CMD.match(src, i)
+            assert m is not None
+            return m.group(0), m.end()
+        return src[i], i + 1
+    depth = 0
+    for j in range(i, len(src)):
+        if src[j] == "{" and (j == 0 or src[j - 1] != "\\"):
+            depth += 1
+        elif src[j] == "}" and (j == 0 or src[j - 1] != "\\"):
+            depth -= 1
+            if depth == 0:
+                return src[i + 1 : j], j + 1
+    raise MathTextError("unbalanced braces")
+
+
+_DELIMS = {"(": "(", ")": ")", "[": "(", "]": ")", ".": "", "\\{": "(", "\\}": ")"}
+_CHARS = {"−": "-", "–": "-", "×": "*", "·": "*", "⋅": "*", "÷": "/", "&": "", "~": " "}
+_UNICODE_OPS = str.maketrans({"−": "-", "–": "-", "×": "*", "·": "*", "⋅": "*", "÷": "/"})
+
+
+def ascii_ops(text: str) -> str:
+    """Unicode minus, times and division signs as ``- * /``."""
+    return text.translate(_UNICODE_OPS)
+
+
+def _convert(src: str, boxed: list[str] | None) -> str:
+    out: list[str] = []
+    i = 0
+    while i < len(src):
+        c = src[i]
+        if c == "\\":
+            m = _CMD.match(src, i)
+            assert m is not None
+            name = m.group(1)
+            i = m.end()
+            if name in _FRACS:
+                num, i = _group(src, i)
+                den, i = _group(src, i)
+                out.append(f"(({_convert(num, None)})/({_convert(den, None)}))")
+            elif name == "boxed":
+                arg, i = _group(src, i)
+                inner = _convert(arg, None)
+                if boxed is not None:
+                    boxed.append(inner)
+                out.append(f";{_BOXED_MARK}{inner};" if "=" in inner else f"{_BOXED_MARK}({inner})")
+            elif name in _UNWRAP:
+                arg, i = _group(src, i)
+                out.append(f"({_convert(arg, boxed)})")
+            elif name in _TEXTS or name in ("begin", "end"):
+                _, i = _group(src, i)
+                out.append(";")
+            elif name in _SEPS or name in ("\\", "\n"):
+                out.append(";")
+            elif name in _TIMES:
+                out.append("*")
+            elif name == "div":
+                out.append("/")
+            elif name in _SPACES or name in _NOOPS:
+                out.append(" ")
+            elif name in ("left", "right"):
+                while i < len(src) and src[i] == " ":
+                    i += 1
+                delim = src[i : i + 2] if src[i : i + 1] == "\\" else src[i : i + 1]
+                if delim not in _DELIMS:
+                    raise MathTextError(f"unsupported delimiter \\{name}{delim}")
+                out.append(_DELIMS[delim])
+                i += len(delim)
+            else:
+                raise MathTextError(f"unsupported LaTeX \\{name}")
+        elif c == "{":
+            out.append("(")
+            i += 1
+        elif c == "}":
+            out.append(")")
+            i += 1
+        else:
+            out.append(_CHARS.get(c, c))
+            i += 1
+    return "".join(out)
+
+
+def latex_to_plain(src: str) -> str:
+    """Plain math for a LaTeX math body; pieces that do not belong together are split by ``;``."""
+    if src.count("{") != src.count("}"):
+        raise MathTextError("unbalanced braces")
+    return _convert(src, None).replace(_BOXED_MARK, "")
+
+
+# ---------------------------------------------------------------------------- reading a text
+
+
+@dataclass(frozen=True, slots=True)
+class Relation:
+    """``lhs = rhs`` in plain math; `pos` orders items of one text; `boxed` when in ``\\boxed``."""
+
+    lhs: str
+    rhs: str
+    pos: float
+    boxed: bool = False
+    source: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Expression:
+    """A math piece without ``=`` (``\\(5n\\)``, ``\\boxed{7}``)."""
+
+    text: str
+    pos: float
+    boxed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """Everything `read_math` found in one text."""
+
+    relations: tuple[Relation, ...]
+    expressions: tuple[Expression, ...]
+    prose_numbers: tuple[Fraction, ...]
+    prose_letters: frozenset[str]
+    problems: tuple[str, ...]
+
+
+_FENCE = re.compile(r"```.*?(?:```|\Z)|~~~.*?(?:~~~|\Z)", re.DOTALL)
+MATH_SPAN = re.compile(
+    r"\\\((?P<a>.*?)\\\)|\\\[(?P<b>.*?)\\\]|\$\$(?P<c>.*?)\$\$|\$(?P<d>[^$\n]+?)\$", re.DOTALL
+)
+_MARKERS = re.compile(
+    r"^[ \t>]*(?:\d{1,3}[.)]|[-*+•]|#{1,6})(?=\s)|\bstep\s*\d{1,3}\b|\*\*|__|\b(?:e\.g|i\.e|etc)\.",
+    re.IGNORECASE | re.MULTILINE,
+)
+_PROSE_NUMBER = re.compile(r"(?<![A-Za-z\d.])\d+(?:\.\d+)?")
+_LETTER = re.compile(r"(?<![A-Za-z'’\\])[A-Za-z](?![A-Za-z'’])")
+
+
+@lru_cache(maxsize=64)
+def _run_pattern(var: str) -> re.Pattern[str]:
+    letters = "".join(ch for ch in "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+    letters = "".join(ch for ch in letters if ch not in ENGLISH_LETTERS or ch == var)
+    return re.compile(
+        r"(?:\d+(?:\.\d+)?|(?<![A-Za-z'’\\])[" + letters + r"](?![A-Za-z'’])"
+        r"|[-+*/()=^×÷−·]|[ \t])+"
+    )
+
+
+def _trim_run(run: str, start: int) -> tuple[str, int]:
+    """Strip what cannot start or end a plain equation: spaces, dangling ``*`` and parentheses."""
+    changed = True
+    while changed and run:
+        changed = False
+        stripped = run.lstrip(" \t*/)·×÷")
+        start += len(run) - len(stripped)
+        run = stripped.rstrip(" \t*(")
+        if run.count("(") > run.count(")") and run.startswith("("):
+            run, start, changed = run[1:], start + 1, True
+        elif run.count(")") > run.count("(") and run.endswith(")"):
+            run, changed = run[:-1], True
+    return run, start
+
+
+def find_plain_equations(text: str, var: str) -> list[tuple[str, int, int]]:
+    """Runs of plain math around ``=`` in prose: (run, start, end), trimmed."""
+    out = []
+    for m in _run_pattern(var).finditer(text):
+        if "=" not in m.group(0):
+            continue
+        run, start = _trim_run(m.group(0), m.start())
+        if "=" in run:
+            out.append((run, start, start + len(run)))
+    return out
+
+
+def _blank(chars: list[str], start: int, end: int) -> None:
+    for k in range(start, end):
+        if chars[k] != "\n":
+            chars[k] = " "
+
+
+def _pieces(body: str) -> list[str]:
+    """Split one math span's plain body into pieces; newlines split only between equations."""
+    pieces: list[str] = []
+    for chunk in body.split(";"):
+        lines = [ln for ln in chunk.split("\n") if ln.strip()]
+        if sum("=" in ln for ln in lines) > 1:
+            pieces.extend(lines)
+        else:
+            pieces.append(" ".join(lines))
+    return pieces
+
+
+def _add_piece(
+    piece: str, pos: float, relations: list[Relation], exprs: list[Expression], problems: list[str]
+) -> None:
+    boxed = _BOXED_MARK in piece
+    piece = ascii_ops(piece.replace(_BOXED_MARK, "")).strip()
+    if not piece:
+        return
+    if re.search(r"[<>≤≥≠≈]", piece):
+        problems.append(f"unsupported relation in {piece!r}")
+        return
+    if "=" in piece:
+        parts = piece.split("=")
+        if any(not p.strip() for p in parts):
+            problems.append(f"incomplete equation {piece!r}")
+            return
+        for k in range(len(parts) - 1):
+            relations.append(
+                Relation(parts[k].strip(), parts[k + 1].strip(), pos + k * 1e-3, boxed, piece)
+            )
+    elif re.search(r"[0-9A-Za-z]", piece):
+        exprs.append(Expression(piece, pos, boxed))
+
+
+@lru_cache(maxsize=8192)
+def read_math(text: str, var: str) -> Reading:
+    """Find the relations, expressions and prose numbers/letters of `text` for variable `var`."""
+    chars = list(text)
+    relations: list[Relation] = []
+    exprs: list[Expression] = []
+    problems: list[str] = []
+    for m in _FENCE.finditer(text):
+        if re.search(r"\d", m.group(0)):
+            problems.append("a code block with numbers cannot be verified")
+        _blank(chars, m.start(), m.end())
+    work = "".join(chars)
+    for m in MATH_SPAN.finditer(work):
+        body = next(g for g in m.groups() if g is not None)
+        try:
+            plain = _convert(body, None) if body.count("{") == body.count("}") else None
+        except MathTextError as exc:
+            problems.append(f"unreadable math {body.strip()[:40]!r}: {exc}")
+            plain = ""
+        if plain is None:
+            problems.append(f"unbalanced braces in {body.strip()[:40]!r}")
+        else:
+            for k, piece in enumerate(_pieces(plain)):
+                _add_piece(piece, m.start() + k * 1e-2, relations, exprs, problems)
+        _blank(chars, m.start(), m.end())
+    work = "".join(chars)
+    if re.search(r"\\[(\[]|\$", work):
+        problems.append("unclosed math span")
+    work = _MARKERS.sub(lambda mm: " " * len(mm.group(0)), work)
+    chars = list(work)
+    for run, start, end in find_plain_equations(work, var):
+        _add_piece(run, float(start), relations, exprs, problems)
+        _blank(chars, start, end)
+    prose = "".join(chars)
+    numbers = tuple(Fraction(n) for n in _PROSE_NUMBER.findall(prose))
+    letters = frozenset(_LETTER.findall(prose)) - (ENGLISH_LETTERS - {var})
+    relations.sort(key=lambda r: r.pos)
+    exprs.sort(key=lambda e: e.pos)
+    return Reading(tuple(relations), tuple(exprs), numbers, letters, tuple(problems))
+
+
+def literal_numbers(expr: str) -> list[Fraction]:
+    """Absolute values of the number literals of plain `expr` (empty if it does not tokenize)."""
+    try:
+        return [abs(n) for n in signed_numbers(expr)]
+    except MathTextError:
+        return []
+
+
+def constant_value(expr: str, var: str) -> Fraction | None:
+    """The value of `expr` when it is a number expression (no variable), else None."""
+    try:
+        p = poly(expr, var)
+    except MathTextError:
+        return None
+    if degree(p) > 0:
+        return None
+    return p[0] if p else Fraction(0)
+
+
+def is_variable(expr: str, var: str) -> bool:
+    """True for ``x``, ``(x)``, `` x ``."""
+    return expr.replace(" ", "").strip("()") == var and expr.count("(") == expr.count(")")
+
+
+def final_value(reading: Reading, var: str) -> tuple[Fraction, float] | None:
+    """The last ``var = value`` statement or ``\\boxed{value}`` and its position, if any."""
+    best: tuple[Fraction, float] | None = None
+    for rel in reading.relations:
+        for side, other in ((rel.lhs, rel.rhs), (rel.rhs, rel.lhs)):
+            if is_variable(side, var):
+                value = constant_value(other, var)
+                if value is not None and (best is None or rel.pos >= best[1]):
+                    best = (value, rel.pos)
+    for e in reading.expressions:
+        if e.boxed:
+            value = constant_value(e.text, var)
+            if value is not None and (best is None or e.pos >= best[1]):
+                best = (value, e.pos)
+    return best
