@@ -15,8 +15,18 @@ from stepcache_core.errors import (
 )
 from stepcache_core.segment import segment_text, stitch_steps
 from stepcache_core.store import ChromaStore, Entry, InMemoryStore, Neighbour, StepStore
-from stepcache_core.tasks.base import Check, Delta, DeltaKind, PatchRequest, Task
-from stepcache_core.tasks.registry import TaskRegistry
+from stepcache_core.tasks import (
+    Check,
+    Delta,
+    DeltaKind,
+    JsonObjectTask,
+    JsonSpec,
+    LinearEquationTask,
+    LinearSpec,
+    PatchRequest,
+    Task,
+    TaskRegistry,
+)
 from stepcache_core.types import Completion, Path, Result, StepOrigin, StepOutcome
 
 __all__ = [
@@ -34,6 +44,10 @@ __all__ = [
     "FunctionBackend",
     "InMemoryStore",
     "InvalidPromptError",
+    "JsonObjectTask",
+    "JsonSpec",
+    "LinearEquationTask",
+    "LinearSpec",
     "MiniLMEmbedder",
     "ModelAssetError",
     "Neighbour",
