@@ -1,0 +1,383 @@
+"""`StepCacheLLM`: a LlamaIndex LLM that answers through StepCache, wrapping any LlamaIndex LLM.
+
+The wrapped model answers misses, patches and repairs. Each user call reports one LLM start/end
+event pair (callback manager and instrumentation); the wrapped model's own calls are muted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import AsyncGenerator, Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any, TypeVar, cast
+
+from llama_index.core.base.llms.types import (
+    ChatMessage,
+    ChatResponse,
+    ChatResponseAsyncGen,
+    ChatResponseGen,
+    CompletionResponse,
+    CompletionResponseAsyncGen,
+    CompletionResponseGen,
+    LLMMetadata,
+    MessageRole,
+    TextBlock,
+)
+from llama_index.core.bridge.pydantic import Field, PrivateAttr
+from llama_index.core.callbacks import CallbackManager
+from llama_index.core.llms import LLM
+from llama_index.core.llms import callbacks as llm_callbacks
+
+from stepcache_core import Backend, Completion, InvalidPromptError, Path, Result, StepCache
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: Fields of a wrapped model that shape its answers: part of the cache namespace. Endpoints
+#: (`api_base`) and credentials are left out on purpose.
+GENERATION_FIELDS = (
+    "model", "model_name", "temperature", "top_p", "top_k", "min_p", "max_tokens",
+    "max_new_tokens", "seed", "stop", "frequency_penalty", "presence_penalty",
+    "repetition_penalty", "repeat_penalty", "reasoning_effort", "response_format",
+    "additional_kwargs",
+)  # fmt: skip
+#: Prompt-shaping settings the wrapper takes over from the wrapped model, so `predict` matches.
+_INHERITED = (
+    "system_prompt", "messages_to_prompt", "completion_to_prompt", "output_parser",
+    "query_wrapper_prompt", "pydantic_program_mode",
+)  # fmt: skip
+
+_QUIET: ContextVar[bool] = ContextVar("stepcache_llamaindex_quiet", default=False)
+
+
+def _on_completion(f: F) -> F:
+    return cast(F, llm_callbacks.llm_completion_callback()(f))
+
+
+def _on_chat(f: F) -> F:
+    return cast(F, llm_callbacks.llm_chat_callback()(f))
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """Mute LLM events in this context: the wrapped model's calls are part of the user's call."""
+    token = _QUIET.set(True)
+    try:
+        yield
+    finally:
+        _QUIET.reset(token)
+
+
+def _install_quiet_events() -> None:
+    """Make the LLM-callbacks dispatcher drop events while `_quiet` is active (idempotent).
+
+    LlamaIndex emits every LLM start/end event through this one dispatcher, with no per-call
+    switch; outside `_quiet` the patched `event` behaves exactly as before.
+    """
+    dispatcher = llm_callbacks.dispatcher
+    loud = dispatcher.event
+    if getattr(loud, "_stepcache_quiet", False):
+        return
+
+    def event(event: Any, **kwargs: Any) -> None:
+        if not _QUIET.get():
+            loud(event, **kwargs)
+
+    event._stepcache_quiet = True  # type: ignore[attr-defined]
+    object.__setattr__(dispatcher, "event", event)
+
+
+def _digest(value: Any) -> str:
+    blob = json.dumps(value, sort_keys=True, default=repr, ensure_ascii=False)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def model_namespace(llm: LLM) -> str:
+    """The cache namespace of `llm`: its class, metadata and generation parameters."""
+    fields = type(llm).model_fields
+    params = {k: getattr(llm, k) for k in GENERATION_FIELDS if k in fields}
+    meta = llm.metadata
+    identity = {"class": llm.class_name(), "metadata": meta.model_dump(mode="json"), **params}
+    return f"llamaindex:{llm.class_name()}:{meta.model_name}:{_digest(identity)[:16]}"
+
+
+def _usage(response: CompletionResponse | ChatResponse) -> tuple[int, int]:
+    """Prompt and completion tokens from the response's raw usage (dict or object), else 0."""
+    raw = response.raw
+    usage = raw.get("usage") if isinstance(raw, Mapping) else getattr(raw, "usage", None)
+    if usage is None:
+        return 0, 0
+
+    def get(key: str) -> int:
+        value = usage.get(key) if isinstance(usage, Mapping) else getattr(usage, key, None)
+        return int(value or 0)
+
+    return get("prompt_tokens"), get("completion_tokens")
+
+
+def _completion(response: CompletionResponse | ChatResponse) -> Completion:
+    text = response.text if isinstance(response, CompletionResponse) else response.message.content
+    return Completion(text or "", *_usage(response))
+
+
+class LlamaIndexBackend(Backend):
+    """A LlamaIndex LLM as a StepCache backend: `complete`, or `chat` after `history` when given.
+
+    Calls are muted (no LLM events): they are reported as part of the wrapper's call.
+    """
+
+    def __init__(
+        self,
+        llm: LLM,
+        history: Sequence[ChatMessage] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.llm = llm
+        self.history = history
+        self.kwargs = dict(kwargs or {})
+        self.name = f"llamaindex:{llm.class_name()}:{llm.metadata.model_name}"
+
+    def _args(self, prompt: str, max_tokens: int | None) -> tuple[Any, dict[str, Any]]:
+        kwargs = dict(self.kwargs)
+        if max_tokens is not None:
+            kwargs["max_tokens"] = max_tokens
+        if self.history is None:
+            return prompt, kwargs
+        kwargs.pop("formatted", None)
+        return [*self.history, ChatMessage(role=MessageRole.USER, content=prompt)], kwargs
+
+    def complete(self, prompt: str, max_tokens: int | None = None) -> Completion:
+        arg, kwargs = self._args(prompt, max_tokens)
+        with _quiet():
+            if self.history is None:
+                return _completion(self.llm.complete(arg, **kwargs))
+            return _completion(self.llm.chat(arg, **kwargs))
+
+    async def acomplete(self, prompt: str, max_tokens: int | None = None) -> Completion:
+        arg, kwargs = self._args(prompt, max_tokens)
+        with _quiet():
+            if self.history is None:
+                return _completion(await self.llm.acomplete(arg, **kwargs))
+            return _completion(await self.llm.achat(arg, **kwargs))
+
+
+def split_chat(messages: Sequence[ChatMessage]) -> tuple[str, list[ChatMessage], str] | None:
+    """(last user message, earlier messages, context key), or None when not cacheable.
+
+    Cacheable: the last message is the user's and every message is plain text. The context key
+    hashes the earlier messages' roles, texts and extra fields (chats never share completions').
+    """
+    if not messages or messages[-1].role != MessageRole.USER:
+        return None
+    if any(not isinstance(b, TextBlock) for m in messages for b in m.blocks):
+        return None
+    *history, last = messages
+    context = [[m.role.value, m.content or "", m.additional_kwargs] for m in history]
+    return last.content or "", history, "chat:" + _digest(context)
+
+
+def _raw(result: Result) -> dict[str, Any]:
+    usage = {"prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens}
+    usage["total_tokens"] = result.total_tokens
+    info = {"path": result.path.value, "task": result.task, "similarity": result.similarity}
+    info.update(backend_calls=result.backend_calls, verified=result.verified)
+    info.update(fallback_used=result.fallback_used, reason=result.reason)
+    return {"usage": usage, "stepcache": info}
+
+
+def _deltas(result: Result) -> list[str]:
+    """The answer cut at step boundaries; the pieces always join back to `result.text`."""
+    text, pos, out = result.text, 0, []
+    for step in result.steps:
+        at = text.find(step.text, pos) if step.text else -1
+        if at >= 0:
+            out.append(text[pos : at + len(step.text)])
+            pos = at + len(step.text)
+    out.append(text[pos:])
+    return [d for d in out if d] or [text]
+
+
+def _assistant(text: str) -> ChatMessage:
+    return ChatMessage(role=MessageRole.ASSISTANT, content=text)
+
+
+def _bypassed(text: str, response: CompletionResponse | ChatResponse) -> Result:
+    completion = _completion(response)
+    return Result(
+        text, Path.MISS, prompt_tokens=completion.prompt_tokens,
+        completion_tokens=completion.completion_tokens, backend_calls=1, reason="not cacheable",
+    )  # fmt: skip
+
+
+class StepCacheLLM(LLM):
+    """Wrap any LlamaIndex LLM with StepCache: `StepCacheLLM(llm=OpenAI(...), cache=StepCache())`.
+
+    Completions, chats, streams and their async variants reuse verified cached steps and ask
+    the wrapped model only for what is missing. Chats are keyed on the last user message; the
+    system prompt and earlier turns must match exactly. The wrapped model is copied once (with
+    a silent callback manager) to serve as the backend: wrap again after changing its settings.
+    """
+
+    llm: LLM = Field(description="The wrapped model: answers misses, patches and repairs.")
+    cache: StepCache = Field(exclude=True, description="The StepCache that answers.")
+    tenant: str = Field(default="", description="Keeps this tenant's entries apart.")
+    _backend_llm: LLM = PrivateAttr()
+    _namespace: str = PrivateAttr()
+
+    def __init__(self, llm: LLM, cache: StepCache, tenant: str = "", **kwargs: Any) -> None:
+        for name in _INHERITED:
+            kwargs.setdefault(name, getattr(llm, name, None))
+        kwargs.setdefault("callback_manager", llm.callback_manager)
+        kwargs.update(llm=llm, cache=cache, tenant=tenant)
+        super().__init__(**kwargs)
+        self._backend_llm = llm.model_copy(update={"callback_manager": CallbackManager([])})
+        self._namespace = model_namespace(self._backend_llm)
+        _install_quiet_events()
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "StepCacheLLM"
+
+    @property
+    def metadata(self) -> LLMMetadata:
+        return self.llm.metadata
+
+    @property
+    def namespace(self) -> str:
+        """The cache namespace of the wrapped model (pass it to `StepCache.clear`)."""
+        return self._namespace
+
+    def to_payload(self) -> dict[str, Any]:
+        return {**super().to_payload(), "wrapped": self.llm.class_name()}
+
+    # ------------------------------------------------------------------ requests
+
+    def _scope(self, kwargs: Mapping[str, Any]) -> str:
+        extra = {k: v for k, v in kwargs.items() if k != "formatted"}
+        return f"{self._namespace}:{_digest(extra)[:12]}" if extra else self._namespace
+
+    def _complete(self, prompt: str, formatted: bool, kwargs: dict[str, Any]) -> Result:
+        backend = LlamaIndexBackend(self._backend_llm, None, {"formatted": formatted, **kwargs})
+        try:
+            return self.cache.generate(
+                prompt, backend, namespace=self._scope(kwargs), tenant=self.tenant
+            )
+        except InvalidPromptError:
+            with _quiet():
+                response = self._backend_llm.complete(prompt, formatted=formatted, **kwargs)
+            return _bypassed(response.text, response)
+
+    async def _acomplete(self, prompt: str, formatted: bool, kwargs: dict[str, Any]) -> Result:
+        backend = LlamaIndexBackend(self._backend_llm, None, {"formatted": formatted, **kwargs})
+        try:
+            return await self.cache.agenerate(
+                prompt, backend, namespace=self._scope(kwargs), tenant=self.tenant
+            )
+        except InvalidPromptError:
+            with _quiet():
+                response = await self._backend_llm.acomplete(prompt, formatted=formatted, **kwargs)
+            return _bypassed(response.text, response)
+
+    def _chat(self, messages: Sequence[ChatMessage], kwargs: dict[str, Any]) -> Result:
+        split = split_chat(messages)
+        if split is not None:
+            prompt, history, context = split
+            backend = LlamaIndexBackend(self._backend_llm, history, kwargs)
+            scope = self._scope(kwargs)
+            try:
+                return self.cache.generate(
+                    prompt, backend, namespace=scope, tenant=self.tenant, context=context
+                )
+            except InvalidPromptError:
+                pass
+        with _quiet():
+            response = self._backend_llm.chat(messages, **kwargs)
+        return _bypassed(response.message.content or "", response)
+
+    async def _achat(self, messages: Sequence[ChatMessage], kwargs: dict[str, Any]) -> Result:
+        split = split_chat(messages)
+        if split is not None:
+            prompt, history, context = split
+            backend = LlamaIndexBackend(self._backend_llm, history, kwargs)
+            scope = self._scope(kwargs)
+            try:
+                return await self.cache.agenerate(
+                    prompt, backend, namespace=scope, tenant=self.tenant, context=context
+                )
+            except InvalidPromptError:
+                pass
+        with _quiet():
+            response = await self._backend_llm.achat(messages, **kwargs)
+        return _bypassed(response.message.content or "", response)
+
+    # ------------------------------------------------------------------ the LLM interface
+
+    @_on_completion
+    def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
+        result = self._complete(prompt, formatted, kwargs)
+        return CompletionResponse(text=result.text, raw=_raw(result))
+
+    @_on_completion
+    async def acomplete(
+        self, prompt: str, formatted: bool = False, **kwargs: Any
+    ) -> CompletionResponse:
+        result = await self._acomplete(prompt, formatted, kwargs)
+        return CompletionResponse(text=result.text, raw=_raw(result))
+
+    @_on_chat
+    def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
+        result = self._chat(messages, kwargs)
+        return ChatResponse(message=_assistant(result.text), raw=_raw(result))
+
+    @_on_chat
+    async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
+        result = await self._achat(messages, kwargs)
+        return ChatResponse(message=_assistant(result.text), raw=_raw(result))
+
+    # Streams: the answer is produced first, then yielded one step per delta (the engine has no
+    # streaming backend hook yet, so patched and generated steps also arrive after generation).
+
+    @_on_completion
+    def stream_complete(
+        self, prompt: str, formatted: bool = False, **kwargs: Any
+    ) -> CompletionResponseGen:
+        return _completion_stream(self._complete(prompt, formatted, kwargs))
+
+    @_on_completion
+    async def astream_complete(
+        self, prompt: str, formatted: bool = False, **kwargs: Any
+    ) -> CompletionResponseAsyncGen:
+        return _aiter(_completion_stream(await self._acomplete(prompt, formatted, kwargs)))
+
+    @_on_chat
+    def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
+        return _chat_stream(self._chat(messages, kwargs))
+
+    @_on_chat
+    async def astream_chat(
+        self, messages: Sequence[ChatMessage], **kwargs: Any
+    ) -> ChatResponseAsyncGen:
+        return _aiter(_chat_stream(await self._achat(messages, kwargs)))
+
+
+T = TypeVar("T")
+
+
+def _completion_stream(result: Result) -> CompletionResponseGen:
+    text, raw = "", _raw(result)
+    for delta in _deltas(result):
+        text += delta
+        yield CompletionResponse(text=text, delta=delta, raw=raw)
+
+
+def _chat_stream(result: Result) -> ChatResponseGen:
+    text, raw = "", _raw(result)
+    for delta in _deltas(result):
+        text += delta
+        yield ChatResponse(message=_assistant(text), delta=delta, raw=raw)
+
+
+async def _aiter(items: Iterator[T]) -> AsyncGenerator[T, None]:
+    for item in items:
+        yield item
