@@ -20,7 +20,14 @@ from stepcache_core.backends.base import Backend
 from stepcache_core.config import CacheConfig
 from stepcache_core.embed import Embedder, MiniLMEmbedder
 from stepcache_core.errors import InvalidPromptError
-from stepcache_core.store import ChromaStore, Entry, Neighbour, StepStore, entry_key
+from stepcache_core.store import (
+    ChromaStore,
+    Entry,
+    Neighbour,
+    StepStore,
+    entry_key,
+    normalize_prompt,
+)
 from stepcache_core.tasks.base import Check, PatchRequest, Task
 from stepcache_core.tasks.registry import TaskRegistry
 from stepcache_core.types import Completion, Path, Result, StepOrigin, StepOutcome
@@ -43,6 +50,22 @@ class _Patch:
 
     task: Task[Any]
     request: PatchRequest[Any]
+
+
+@dataclass(frozen=True, slots=True)
+class _Io:
+    """Blocking cache I/O (store, embedder): inline when sync, in a worker thread when async."""
+
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
+
+
+class _BackendFailure(Exception):
+    """Carries the user's backend error through the flow so it is re-raised unchanged."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(repr(error))
+        self.error = error
 
 
 @dataclass(slots=True)
@@ -80,7 +103,8 @@ class _Request:
         return entry_key(self.namespace, self.tenant, self.context, self.prompt)
 
 
-Flow = Generator[_Call | _Patch, Any, Result | None]
+Effect = _Call | _Patch | _Io
+Flow = Generator[Effect, Any, Result | None]
 
 
 def default_cache_dir() -> FsPath:
@@ -209,10 +233,10 @@ class StepCache:
         req = self._request(prompt, namespace, tenant, context, can_generate=False, backend=False)
         detected = self._detect(prompt)
         if detected is None:
-            return self._store(req, None, answer, None, verified=False, payload=payload)
+            return _drain(self._store(req, None, answer, None, verified=False, payload=payload))
         task, spec = detected
         if task.integrity(answer, spec).ok:
-            return self._store(req, task, answer, None, verified=True, payload=payload)
+            return _drain(self._store(req, task, answer, None, verified=True, payload=payload))
         if self.config.fallback:
             steps = task.segment(answer)
             request = PatchRequest(prompt, spec, steps, task.verify(steps, spec, spec))
@@ -220,7 +244,7 @@ class StepCache:
             if repaired is not None:
                 text = task.stitch([s.text for s in repaired])
                 if task.integrity(text, spec).ok:
-                    return self._store(req, task, text, None, verified=True)
+                    return _drain(self._store(req, task, text, None, verified=True))
         log.info("stepcache: not storing an answer its task rejects (%s)", task.name)
         return None
 
@@ -270,20 +294,40 @@ class StepCache:
         def call(prompt: str, max_tokens: int | None) -> Completion:
             assert backend is not None
             t0 = time.perf_counter()
-            completion = backend.complete(prompt, max_tokens)
+            try:
+                completion = backend.complete(prompt, max_tokens)
+            except Exception as exc:
+                raise _BackendFailure(exc) from exc
             req.usage.add(completion, time.perf_counter() - t0)
             return completion
 
         try:
             effect = next(flow)
             while True:
-                if isinstance(effect, _Call):
-                    value: Any = call(effect.prompt, effect.max_tokens)
+                if isinstance(effect, _Io):
+                    try:
+                        value: Any = effect.fn(*effect.args)
+                    except Exception as exc:
+                        effect = flow.throw(exc)
+                        continue
+                elif isinstance(effect, _Call):
+                    value = call(effect.prompt, effect.max_tokens)
                 else:
                     value = effect.task.patch(effect.request, call)
                 effect = flow.send(value)
         except StopIteration as stop:
             return self._finish(stop.value, req)
+        except _BackendFailure as failure:
+            raise failure.error from None
+        except Exception as exc:  # a bug in a task or in the engine: answer without the cache
+            if not req.can_generate:
+                self._internal_error(exc)
+                return None
+            try:
+                completion = call(req.prompt, None)
+            except _BackendFailure as failure:
+                raise failure.error from None
+            return self._finish(self._without_cache(exc, completion), req)
 
     async def _drive_async(
         self, flow: Flow, backend: Backend | None, req: _Request
@@ -293,7 +337,10 @@ class StepCache:
         async def acall(prompt: str, max_tokens: int | None) -> Completion:
             assert backend is not None
             t0 = time.perf_counter()
-            completion = await backend.acomplete(prompt, max_tokens)
+            try:
+                completion = await backend.acomplete(prompt, max_tokens)
+            except Exception as exc:
+                raise _BackendFailure(exc) from exc
             req.usage.add(completion, time.perf_counter() - t0)
             return completion
 
@@ -304,13 +351,39 @@ class StepCache:
         try:
             effect = next(flow)
             while True:
-                if isinstance(effect, _Call):
-                    value: Any = await acall(effect.prompt, effect.max_tokens)
+                if isinstance(effect, _Io):
+                    try:
+                        value: Any = await asyncio.to_thread(effect.fn, *effect.args)
+                    except Exception as exc:
+                        effect = flow.throw(exc)
+                        continue
+                elif isinstance(effect, _Call):
+                    value = await acall(effect.prompt, effect.max_tokens)
                 else:
                     value = await asyncio.to_thread(effect.task.patch, effect.request, bridge)
                 effect = flow.send(value)
         except StopIteration as stop:
             return self._finish(stop.value, req)
+        except _BackendFailure as failure:
+            raise failure.error from None
+        except Exception as exc:  # a bug in a task or in the engine: answer without the cache
+            if not req.can_generate:
+                self._internal_error(exc)
+                return None
+            try:
+                completion = await acall(req.prompt, None)
+            except _BackendFailure as failure:
+                raise failure.error from None
+            return self._finish(self._without_cache(exc, completion), req)
+
+    def _internal_error(self, exc: Exception) -> None:
+        self._counters["degraded"] += 1
+        log.warning("stepcache: internal error, answering without the cache: %r", exc)
+
+    def _without_cache(self, exc: Exception, completion: Completion) -> Result:
+        self._internal_error(exc)
+        generated = (StepOutcome(completion.text, StepOrigin.GENERATED),)
+        return Result(completion.text, Path.MISS, generated, reason=f"cache error: {exc!r}")
 
     def _finish(self, result: Result | None, req: _Request) -> Result | None:
         if result is None:
@@ -352,8 +425,8 @@ class StepCache:
             return Result(completion.text, Path.MISS, reason=reason)
 
         # 1. Exact tier: a repeated prompt pays for neither an embedding nor verification.
-        entry = self._timed(req, "lookup", "exact lookup", self.store.get, req.key)
-        if entry is not None:
+        entry = yield from self._io(req, "lookup", "exact lookup", self.store.get, req.key)
+        if entry is not None and _same_request(entry, req):
             served = tuple(StepOutcome(s, StepOrigin.REUSED) for s in entry.steps)
             return Result(
                 entry.answer,
@@ -371,10 +444,10 @@ class StepCache:
         t0 = time.perf_counter()
         detected = self._detect(req.prompt)
         req.timings["detect"] = time.perf_counter() - t0
-        vector = self._timed(req, "embed", "embedding", self.embedder.embed, req.prompt)
+        vector = yield from self._io(req, "embed", "embedding", self.embedder.embed, req.prompt)
         neighbours: list[Neighbour] = []
         if vector is not None:
-            found = self._timed(
+            found = yield from self._io(
                 req,
                 "search",
                 "similarity search",
@@ -409,7 +482,7 @@ class StepCache:
             if delta.core:
                 refusals.append(delta.reason)
                 continue
-            steps = [task.transfer(s, cached_spec, spec) for s in n.entry.steps]
+            steps = task.transfer_steps(n.entry.steps, cached_spec, spec)
             checks = task.verify(steps, cached_spec, spec)
             failing = [(i, c) for i, c in enumerate(checks) if not c.ok]
             if not failing:
@@ -417,7 +490,7 @@ class StepCache:
                 integrity = task.integrity(text, spec)
                 if integrity.ok:
                     req.timings["verify"] = time.perf_counter() - t0
-                    self._store(req, task, text, vector, verified=True)
+                    yield from self._store(req, task, text, vector, verified=True)
                     outcomes = tuple(StepOutcome(s, StepOrigin.REUSED) for s in steps)
                     return Result(
                         text,
@@ -445,7 +518,7 @@ class StepCache:
             repaired = yield from self._repair(req, task, spec, steps, checks, failure)
             if repaired is not None:
                 outcomes, text, used_fallback = repaired
-                self._store(req, task, text, vector, verified=True)
+                yield from self._store(req, task, text, vector, verified=True)
                 return Result(
                     text,
                     Path.PATCH,
@@ -490,7 +563,9 @@ class StepCache:
         else:
             path, reason = Path.MISS, "no task verifies this request and nothing is cached"
         completion = yield _Call(req.prompt, cfg.max_tokens)
-        self._store(req, None, completion.text, vector if sem is not None else None, False)
+        yield from self._store(
+            req, None, completion.text, vector if sem is not None else None, False
+        )
         generated = (StepOutcome(completion.text, StepOrigin.GENERATED),)
         return Result(completion.text, path, generated, reason=reason)
 
@@ -502,7 +577,7 @@ class StepCache:
         text = completion.text
         integrity = task.integrity(text, spec)
         if integrity.ok:
-            self._store(req, task, text, vector, verified=True)
+            yield from self._store(req, task, text, vector, verified=True)
             steps = tuple(StepOutcome(s, StepOrigin.GENERATED) for s in task.segment(text))
             return Result(text, path, steps, task=task.name, verified=True, reason=reason)
         own_steps = task.segment(text)
@@ -510,7 +585,7 @@ class StepCache:
         repaired = yield from self._repair(req, task, spec, own_steps, checks, integrity.reason)
         if repaired is not None:
             outcomes, fixed, used_fallback = repaired
-            self._store(req, task, fixed, vector, verified=True)
+            yield from self._store(req, task, fixed, vector, verified=True)
             return Result(
                 fixed,
                 path,
@@ -539,7 +614,7 @@ class StepCache:
         steps: Sequence[str],
         checks: Sequence[Check],
         last_failure: str = "",
-    ) -> Generator[_Call | _Patch, Any, tuple[tuple[StepOutcome, ...], str, bool] | None]:
+    ) -> Generator[Effect, Any, tuple[tuple[StepOutcome, ...], str, bool] | None]:
         """Patch, then up to `max_repairs` repairs, then the deterministic fallback."""
         cfg = self.config
         max_tokens = cfg.patch_max_tokens or cfg.max_tokens
@@ -576,13 +651,14 @@ class StepCache:
             log.warning("stepcache: task detection failed, treating as no task: %s", exc)
             return None
 
-    def _timed(
+    def _io(
         self, req: _Request, key: str, what: str, fn: Callable[..., T], *args: Any
-    ) -> T | None:
+    ) -> Generator[Effect, Any, T | None]:
         """Run a cache operation; on failure log a warning and degrade to a miss (None)."""
         t0 = time.perf_counter()
         try:
-            return fn(*args)
+            value: T = yield _Io(fn, args)
+            return value
         except Exception as exc:
             self._counters["degraded"] += 1
             log.warning("stepcache: %s failed, continuing without the cache: %s", what, exc)
@@ -598,7 +674,8 @@ class StepCache:
         vector: Any,
         verified: bool,
         payload: str | None = None,
-    ) -> Entry | None:
+    ) -> Generator[Effect, Any, Entry | None]:
+        """Write an entry (embedding it first when it is reusable and has no vector yet)."""
         steps = task.segment(text) if task is not None else [text]
         entry = Entry(
             key=req.key,
@@ -612,19 +689,43 @@ class StepCache:
             payload=payload,
             tenant=req.tenant,
         )
-        t0 = time.perf_counter()
-        try:
-            if entry.reusable and vector is None:
-                vector = self.embedder.embed(req.prompt)
-            self.store.put(entry, vector)
-        except Exception as exc:
-            self._counters["degraded"] += 1
-            log.warning("stepcache: store write failed, the answer is served uncached: %s", exc)
-            return None
-        finally:
-            req.timings["store"] = time.perf_counter() - t0
-        return entry
+        if entry.reusable and vector is None:
+            vector = yield from self._io(req, "embed", "embedding", self.embedder.embed, req.prompt)
+            if vector is None:
+                return None
+        written = yield from self._io(req, "store", "store write", _put, self.store, entry, vector)
+        return entry if written else None
+
+
+def _put(store: StepStore, entry: Entry, vector: Any) -> bool:
+    store.put(entry, vector)
+    return True
+
+
+def _drain(gen: Generator[Effect, Any, T]) -> T:
+    """Run an I/O-only generator synchronously; I/O errors are thrown back into it."""
+    try:
+        effect = next(gen)
+        while True:
+            assert isinstance(effect, _Io)
+            try:
+                value = effect.fn(*effect.args)
+            except Exception as exc:
+                effect = gen.throw(exc)
+                continue
+            effect = gen.send(value)
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
 
 
 def _passed(checks: Sequence[Check]) -> int:
     return sum(c.ok for c in checks)
+
+
+def _same_request(entry: Entry, req: _Request) -> bool:
+    """An exact hit is served only for the very same scope and prompt, never on the key alone."""
+    return (entry.namespace, entry.tenant, entry.context) == (
+        req.namespace,
+        req.tenant,
+        req.context,
+    ) and normalize_prompt(entry.prompt) == normalize_prompt(req.prompt)

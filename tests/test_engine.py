@@ -260,3 +260,52 @@ def test_registry_rejects_duplicates_and_non_tasks() -> None:
     with pytest.raises(ValueError):
         reg.register(object())  # type: ignore[arg-type]
     assert reg.names() == ["multiples"]
+
+
+class ExplodingTask(MultiplesTask):
+    """A task with a bug in its verifier."""
+
+    def verify(self, steps, cached, spec):  # type: ignore[no-untyped-def]
+        raise RuntimeError("verifier bug")
+
+
+def test_a_task_bug_degrades_to_a_plain_backend_answer(caplog: pytest.LogCaptureFixture) -> None:
+    cache = StepCache(InMemoryStore(), embedder=HashEmbedder(), tasks=[ExplodingTask()])
+    backend = ScriptedBackend(right)
+    cache.generate("List the first 3 multiples of 4.", backend)
+    result = cache.generate("List the first 5 multiples of 4.", backend)
+    assert result.path is Path.MISS and "verifier bug" in result.reason
+    assert result.text == multiples_answer(5, 4) and not result.verified
+    assert "internal error" in caplog.text
+    assert cache.lookup("List the first 6 multiples of 4.") is None
+
+
+def test_backend_errors_reach_the_caller_unchanged() -> None:
+    def boom(prompt: str) -> str:
+        raise TimeoutError("model timed out")
+
+    cache = make_cache()
+    with pytest.raises(TimeoutError, match="model timed out"):
+        cache.generate("List the first 3 multiples of 4.", ScriptedBackend(boom))
+    with pytest.raises(TimeoutError):
+        asyncio.run(cache.agenerate("List the first 3 multiples of 4.", ScriptedBackend(boom)))
+
+
+def test_async_store_and_embedding_calls_run_off_the_event_loop() -> None:
+    import threading
+
+    seen: list[str] = []
+
+    class ThreadNotingStore(InMemoryStore):
+        def get(self, key: str):  # type: ignore[no-untyped-def]
+            seen.append(threading.current_thread().name)
+            return super().get(key)
+
+    cache = StepCache(ThreadNotingStore(), embedder=HashEmbedder(), tasks=[MultiplesTask()])
+
+    async def run() -> str:
+        await cache.agenerate("List the first 3 multiples of 4.", ScriptedBackend(right))
+        return threading.current_thread().name
+
+    loop_thread = asyncio.run(run())
+    assert seen and all(name != loop_thread for name in seen)

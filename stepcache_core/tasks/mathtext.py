@@ -282,7 +282,8 @@ def _group(src: str, i: int) -> tuple[str, int]:
     if src[i] != "{":
         if src[i] == "\\":
             m = _CMD.match(src, i)
-            assert m is not None
+            if m is None:
+                raise MathTextError("a lone backslash")
             return m.group(0), m.end()
         return src[i], i + 1
     depth = 0
@@ -313,7 +314,8 @@ def _convert(src: str, boxed: list[str] | None) -> str:
         c = src[i]
         if c == "\\":
             m = _CMD.match(src, i)
-            assert m is not None
+            if m is None:
+                raise MathTextError("a lone backslash")
             name = m.group(1)
             i = m.end()
             if name in _FRACS:
