@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from stepcache_core.backends import model_assets as ma
 from stepcache_core.backends.model_assets import (
     QWEN25_CODER_05B,
     QWEN25_CODER_15B,
@@ -153,18 +152,15 @@ def test_size_mismatch_fails_before_writing(parts: FakeParts, tmp_path: Path) ->
     assert not cache.exists() or list(cache.iterdir()) == []
 
 
-def test_write_is_atomic(
-    parts: FakeParts, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_write_is_atomic(parts: FakeParts, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cache = tmp_path / "cache"
     replaced: list[tuple[Path, Path]] = []
-    real_replace = os.replace
 
     def failing_replace(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
         replaced.append((Path(src), Path(dst)))
         raise OSError("disk full")
 
-    monkeypatch.setattr(ma.os, "replace", failing_replace)
+    monkeypatch.setattr(os, "replace", failing_replace)
     with pytest.raises(OSError, match="disk full"):
         assemble_model(parts.spec, cache, locate=parts.locate)
     (src, dst), *_ = replaced
@@ -173,7 +169,7 @@ def test_write_is_atomic(
     assert not dst.exists()
     assert _leftovers(cache) == []
 
-    monkeypatch.setattr(ma.os, "replace", real_replace)
+    monkeypatch.undo()
     assert assemble_model(parts.spec, cache, locate=parts.locate).read_bytes() == parts.data
 
 

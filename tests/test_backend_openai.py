@@ -35,13 +35,17 @@ class FakeEndpoint:
         if prompt.startswith("FAIL "):
             code = int(prompt.split()[1])
             return code, {"error": {"message": f"canned {code}", "type": "server_error"}}
-        choices = [] if prompt == "NOCHOICES" else [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": f"echo: {prompt}"},
-                "finish_reason": "stop",
-            }
-        ]
+        choices = (
+            []
+            if prompt == "NOCHOICES"
+            else [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": f"echo: {prompt}"},
+                    "finish_reason": "stop",
+                }
+            ]
+        )
         return 200, {
             "id": "chatcmpl-test",
             "object": "chat.completion",
@@ -152,7 +156,7 @@ def test_http_errors_become_backend_errors(endpoint: FakeEndpoint) -> None:
         backend.complete("FAIL 500")
     with pytest.raises(BackendError, match="BadRequestError"):
         backend.complete("FAIL 400")
-    with pytest.raises(BackendError, match="no choices|malformed"):
+    with pytest.raises(BackendError, match=r"no choices|malformed"):
         backend.complete("NOCHOICES")
 
 

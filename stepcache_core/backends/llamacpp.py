@@ -109,10 +109,16 @@ def build_server(
     params.api_keys = [api_key]
     if alias:
         params.model_alias = {alias}
+    # xllamacpp race: freeing a Server whose task loop has not started yet hangs forever (the
+    # stop signal is lost, ~Server joins the loop thread). A metrics request goes through that
+    # loop, so once it answers, the server can be freed safely.
+    params.endpoint_metrics = True
     try:
-        return xllamacpp.Server(params)
+        server = xllamacpp.Server(params)
     except Exception as exc:
         raise BackendError(f"llama.cpp could not load {model_path}: {exc}") from exc
+    server.handle_metrics()
+    return server
 
 
 def parse_chat_response(response: Any) -> Completion:
