@@ -10,7 +10,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path as FsPath
 from typing import Any, TypeVar
@@ -28,6 +28,7 @@ from stepcache_core.store import (
     entry_key,
     normalize_prompt,
 )
+from stepcache_core.streaming import StepOrResult, astream_steps, stream_steps
 from stepcache_core.tasks.base import Check, PatchRequest, Task
 from stepcache_core.tasks.registry import TaskRegistry
 from stepcache_core.types import Completion, Path, Result, StepOrigin, StepOutcome
@@ -94,15 +95,31 @@ class _Request:
     context: str
     can_generate: bool  # False in `lookup`: full generations are not allowed
     has_backend: bool
+    on_step: StepListener | None = None
     usage: _Usage = field(default_factory=_Usage)
     timings: dict[str, float] = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)
+    emitted: list[str] = field(default_factory=list)  # step texts already given to `on_step`
+
+    def emit(self, outcomes: Sequence[StepOutcome]) -> None:
+        """Hand the steps beyond those already emitted to the listener, in order."""
+        if self.on_step is None:
+            return
+        done = len(self.emitted)
+        if [o.text for o in outcomes[:done]] != self.emitted:
+            log.warning("stepcache: served steps differ from the steps already streamed")
+            return
+        for outcome in outcomes[done:]:
+            self.emitted.append(outcome.text)
+            self.on_step(outcome)
 
     @property
     def key(self) -> str:
         return entry_key(self.namespace, self.tenant, self.context, self.prompt)
 
 
+#: Called with each served step as soon as it is final (reused steps before any backend call).
+StepListener = Callable[[StepOutcome], None]
 Effect = _Call | _Patch | _Io
 Flow = Generator[Effect, Any, Result | None]
 
@@ -163,9 +180,16 @@ class StepCache:
         namespace: str = "default",
         tenant: str = "",
         context: str = "",
+        on_step: StepListener | None = None,
     ) -> Result:
-        """Answer `prompt`, reusing cached steps where they verify; `backend` fills the rest."""
+        """Answer `prompt`, reusing cached steps where they verify; `backend` fills the rest.
+
+        `on_step` receives every served step once it is final, in order: reused steps at once
+        (before the backend is called to patch the rest), patched and generated steps once they
+        pass verification. The steps it receives always join to `Result.text`.
+        """
         req = self._request(prompt, namespace, tenant, context, can_generate=True, backend=True)
+        req.on_step = on_step
         result = self._drive_sync(self._flow(req), backend, req)
         assert result is not None  # a generating flow always ends with a result
         return result
@@ -178,12 +202,56 @@ class StepCache:
         namespace: str = "default",
         tenant: str = "",
         context: str = "",
+        on_step: StepListener | None = None,
     ) -> Result:
-        """Async `generate`: backend calls are awaited."""
+        """Async `generate`: backend calls are awaited; `on_step` as in `generate`."""
         req = self._request(prompt, namespace, tenant, context, can_generate=True, backend=True)
+        req.on_step = on_step
         result = await self._drive_async(self._flow(req), backend, req)
         assert result is not None
         return result
+
+    def stream(
+        self,
+        prompt: str,
+        backend: Backend,
+        *,
+        namespace: str = "default",
+        tenant: str = "",
+        context: str = "",
+    ) -> Iterator[StepOrResult]:
+        """`generate`, yielding each served step once final (reused ones first), then the Result."""
+        return stream_steps(
+            lambda on_step: self.generate(
+                prompt,
+                backend,
+                namespace=namespace,
+                tenant=tenant,
+                context=context,
+                on_step=on_step,
+            )
+        )
+
+    def astream(
+        self,
+        prompt: str,
+        backend: Backend,
+        *,
+        namespace: str = "default",
+        tenant: str = "",
+        context: str = "",
+    ) -> AsyncIterator[StepOrResult]:
+        """Async `stream`."""
+        return astream_steps(
+            lambda on_step: self.agenerate(
+                prompt,
+                backend,
+                namespace=namespace,
+                tenant=tenant,
+                context=context,
+                on_step=on_step,
+            )
+        )
 
     def lookup(
         self,
@@ -388,6 +456,7 @@ class StepCache:
     def _finish(self, result: Result | None, req: _Request) -> Result | None:
         if result is None:
             return None
+        req.emit(result.steps)
         total = time.perf_counter() - req.started
         timings = dict(req.timings)
         timings.update(backend=req.usage.seconds, total=total, overhead=total - req.usage.seconds)
@@ -619,6 +688,9 @@ class StepCache:
         cfg = self.config
         max_tokens = cfg.patch_max_tokens or cfg.max_tokens
         request = PatchRequest(req.prompt, spec, steps, checks, 0, last_failure, max_tokens)
+        if cfg.fallback:  # the fallback keeps this prefix too, so it is final: stream it now
+            kept = task.kept_prefix(checks)
+            req.emit([StepOutcome(s, StepOrigin.REUSED) for s in steps[:kept]])
         if req.has_backend:
             for attempt in range(1 + cfg.max_repairs):
                 request = PatchRequest(

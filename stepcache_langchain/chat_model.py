@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator, Mapping
-from typing import Any
+from typing import Any, TypedDict
 
 from langchain_core.caches import BaseCache
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
@@ -13,8 +13,15 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from pydantic import ConfigDict, Field
 
 from stepcache_core import Path, Result, StepCache
+from stepcache_core.streaming import StepOrResult, astream_steps, stream_steps
 from stepcache_langchain._prompt import Query, info, namespace_of, query_from_messages
 from stepcache_langchain.backend import LangChainBackend, child_callbacks
+
+
+class _Scope(TypedDict):
+    namespace: str
+    tenant: str
+    context: str
 
 
 class StepCacheChatModel(BaseChatModel):
@@ -76,7 +83,15 @@ class StepCacheChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        for chunk in _chunks(*self._answer(messages, stop, run_manager, kwargs)):
+        backend, query, scope = self._prepare(messages, stop, run_manager, kwargs)
+        if query is None:
+            chunks: Iterator[ChatGenerationChunk] = iter(
+                _chunks(*self._answer(messages, stop, run_manager, kwargs))
+            )
+        else:
+            run = lambda on: self.step_cache.generate(query.text, backend, on_step=on, **scope)  # noqa: E731
+            chunks = (_chunk(item, backend) for item in stream_steps(run))
+        for chunk in chunks:
             if run_manager:
                 run_manager.on_llm_new_token(chunk.text, chunk=chunk)
             yield chunk
@@ -88,7 +103,16 @@ class StepCacheChatModel(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        for chunk in _chunks(*await self._aanswer(messages, stop, run_manager, kwargs)):
+        backend, query, scope = self._prepare(messages, stop, run_manager, kwargs)
+        if query is None:
+            for chunk in _chunks(*await self._aanswer(messages, stop, run_manager, kwargs)):
+                if run_manager:
+                    await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+                yield chunk
+            return
+        run = lambda on: self.step_cache.agenerate(query.text, backend, on_step=on, **scope)  # noqa: E731
+        async for item in astream_steps(run):
+            chunk = _chunk(item, backend)
             if run_manager:
                 await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
             yield chunk
@@ -115,16 +139,20 @@ class StepCacheChatModel(BaseChatModel):
 
     def _prepare(
         self, messages: list[BaseMessage], stop: list[str] | None, run_manager: Any, kwargs: Any
-    ) -> tuple[LangChainBackend, Query | None, dict[str, str]]:
+    ) -> tuple[LangChainBackend, Query | None, _Scope]:
         query = query_from_messages(messages)
         index = query.index if query else len(messages) - 1
         extra = {**kwargs, "stop": stop} if stop is not None else kwargs
         callbacks = child_callbacks(run_manager)
         backend = LangChainBackend(self.model, messages, index, callbacks=callbacks, **extra)
         if query is None:
-            return backend, None, {}
+            return backend, None, _Scope(namespace="", tenant="", context="")
         namespace = namespace_of(self.model._get_llm_string(stop=stop, **kwargs))
-        return backend, query, dict(namespace=namespace, tenant=self.tenant, context=query.context)
+        return (
+            backend,
+            query,
+            _Scope(namespace=namespace, tenant=self.tenant, context=query.context),
+        )
 
 
 def _served(result: Result | None, backend: LangChainBackend) -> tuple[AIMessage, list[str]]:
@@ -144,6 +172,20 @@ def _served(result: Result | None, backend: LangChainBackend) -> tuple[AIMessage
         total_tokens=result.total_tokens,
     )
     return AIMessage(content=result.text, response_metadata=meta, usage_metadata=usage), steps
+
+
+def _chunk(item: StepOrResult, backend: LangChainBackend) -> ChatGenerationChunk:
+    """A served step as a text chunk; the final Result as an empty chunk with the metadata."""
+    if not isinstance(item, Result):
+        return ChatGenerationChunk(message=AIMessageChunk(content=item.text))
+    message, _ = _served(item, backend)
+    last = AIMessageChunk(
+        content="",
+        tool_calls=message.tool_calls,
+        usage_metadata=message.usage_metadata,
+        response_metadata=message.response_metadata,
+    )
+    return ChatGenerationChunk(message=last)
 
 
 def _chunks(message: AIMessage, steps: list[str]) -> list[ChatGenerationChunk]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import AsyncGenerator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, TypeVar, cast
@@ -30,9 +30,19 @@ from llama_index.core.callbacks import CallbackManager
 from llama_index.core.llms import LLM
 from llama_index.core.llms import callbacks as llm_callbacks
 
-from stepcache_core import Backend, Completion, InvalidPromptError, Path, Result, StepCache
+from stepcache_core import (
+    Backend,
+    Completion,
+    InvalidPromptError,
+    Path,
+    Result,
+    StepCache,
+    StepOutcome,
+)
+from stepcache_core.streaming import StepOrResult, astream_steps, stream_steps
 
 F = TypeVar("F", bound=Callable[..., Any])
+OnStep = Callable[[StepOutcome], None] | None
 
 #: Fields of a wrapped model that shape its answers: part of the cache namespace. Endpoints
 #: (`api_base`) and credentials are left out on purpose.
@@ -186,18 +196,6 @@ def _raw(result: Result) -> dict[str, Any]:
     return {"usage": usage, "stepcache": info}
 
 
-def _deltas(result: Result) -> list[str]:
-    """The answer cut at step boundaries; the pieces always join back to `result.text`."""
-    text, pos, out = result.text, 0, []
-    for step in result.steps:
-        at = text.find(step.text, pos) if step.text else -1
-        if at >= 0:
-            out.append(text[pos : at + len(step.text)])
-            pos = at + len(step.text)
-    out.append(text[pos:])
-    return [d for d in out if d] or [text]
-
-
 def _assistant(text: str) -> ChatMessage:
     return ChatMessage(role=MessageRole.ASSISTANT, content=text)
 
@@ -257,29 +255,35 @@ class StepCacheLLM(LLM):
         extra = {k: v for k, v in kwargs.items() if k != "formatted"}
         return f"{self._namespace}:{_digest(extra)[:12]}" if extra else self._namespace
 
-    def _complete(self, prompt: str, formatted: bool, kwargs: dict[str, Any]) -> Result:
+    def _complete(
+        self, prompt: str, formatted: bool, kwargs: dict[str, Any], on_step: OnStep = None
+    ) -> Result:
         backend = LlamaIndexBackend(self._backend_llm, None, {"formatted": formatted, **kwargs})
         try:
             return self.cache.generate(
-                prompt, backend, namespace=self._scope(kwargs), tenant=self.tenant
+                prompt, backend, namespace=self._scope(kwargs), tenant=self.tenant, on_step=on_step
             )
         except InvalidPromptError:
             with _quiet():
                 response = self._backend_llm.complete(prompt, formatted=formatted, **kwargs)
             return _bypassed(response.text, response)
 
-    async def _acomplete(self, prompt: str, formatted: bool, kwargs: dict[str, Any]) -> Result:
+    async def _acomplete(
+        self, prompt: str, formatted: bool, kwargs: dict[str, Any], on_step: OnStep = None
+    ) -> Result:
         backend = LlamaIndexBackend(self._backend_llm, None, {"formatted": formatted, **kwargs})
         try:
             return await self.cache.agenerate(
-                prompt, backend, namespace=self._scope(kwargs), tenant=self.tenant
+                prompt, backend, namespace=self._scope(kwargs), tenant=self.tenant, on_step=on_step
             )
         except InvalidPromptError:
             with _quiet():
                 response = await self._backend_llm.acomplete(prompt, formatted=formatted, **kwargs)
             return _bypassed(response.text, response)
 
-    def _chat(self, messages: Sequence[ChatMessage], kwargs: dict[str, Any]) -> Result:
+    def _chat(
+        self, messages: Sequence[ChatMessage], kwargs: dict[str, Any], on_step: OnStep = None
+    ) -> Result:
         split = split_chat(messages)
         if split is not None:
             prompt, history, context = split
@@ -287,7 +291,12 @@ class StepCacheLLM(LLM):
             scope = self._scope(kwargs)
             try:
                 return self.cache.generate(
-                    prompt, backend, namespace=scope, tenant=self.tenant, context=context
+                    prompt,
+                    backend,
+                    namespace=scope,
+                    tenant=self.tenant,
+                    context=context,
+                    on_step=on_step,
                 )
             except InvalidPromptError:
                 pass
@@ -295,7 +304,9 @@ class StepCacheLLM(LLM):
             response = self._backend_llm.chat(messages, **kwargs)
         return _bypassed(response.message.content or "", response)
 
-    async def _achat(self, messages: Sequence[ChatMessage], kwargs: dict[str, Any]) -> Result:
+    async def _achat(
+        self, messages: Sequence[ChatMessage], kwargs: dict[str, Any], on_step: OnStep = None
+    ) -> Result:
         split = split_chat(messages)
         if split is not None:
             prompt, history, context = split
@@ -303,7 +314,12 @@ class StepCacheLLM(LLM):
             scope = self._scope(kwargs)
             try:
                 return await self.cache.agenerate(
-                    prompt, backend, namespace=scope, tenant=self.tenant, context=context
+                    prompt,
+                    backend,
+                    namespace=scope,
+                    tenant=self.tenant,
+                    context=context,
+                    on_step=on_step,
                 )
             except InvalidPromptError:
                 pass
@@ -335,49 +351,65 @@ class StepCacheLLM(LLM):
         result = await self._achat(messages, kwargs)
         return ChatResponse(message=_assistant(result.text), raw=_raw(result))
 
-    # Streams: the answer is produced first, then yielded one step per delta (the engine has no
-    # streaming backend hook yet, so patched and generated steps also arrive after generation).
+    # Streams: reused steps arrive at once, before the wrapped model is asked to patch the rest;
+    # patched and generated steps arrive once verified; the last delta carries `raw`.
 
     @_on_completion
     def stream_complete(
         self, prompt: str, formatted: bool = False, **kwargs: Any
     ) -> CompletionResponseGen:
-        return _completion_stream(self._complete(prompt, formatted, kwargs))
+        steps = stream_steps(lambda on: self._complete(prompt, formatted, kwargs, on))
+        return _completion_stream(steps)
 
     @_on_completion
     async def astream_complete(
         self, prompt: str, formatted: bool = False, **kwargs: Any
     ) -> CompletionResponseAsyncGen:
-        return _aiter(_completion_stream(await self._acomplete(prompt, formatted, kwargs)))
+        steps = astream_steps(lambda on: self._acomplete(prompt, formatted, kwargs, on))
+        return _acompletion_stream(steps)
 
     @_on_chat
     def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
-        return _chat_stream(self._chat(messages, kwargs))
+        return _chat_stream(stream_steps(lambda on: self._chat(messages, kwargs, on)))
 
     @_on_chat
     async def astream_chat(
         self, messages: Sequence[ChatMessage], **kwargs: Any
     ) -> ChatResponseAsyncGen:
-        return _aiter(_chat_stream(await self._achat(messages, kwargs)))
+        return _achat_stream(astream_steps(lambda on: self._achat(messages, kwargs, on)))
 
 
-T = TypeVar("T")
+def _delta(item: StepOrResult, text: str) -> tuple[str, str, dict[str, Any] | None]:
+    """(new text, delta, raw) for a streamed step, or for the final Result (raw set)."""
+    if isinstance(item, Result):
+        rest = item.text[len(text) :] if item.text.startswith(text) else ""
+        return text + rest, rest, _raw(item)
+    return text + item.text, item.text, None
 
 
-def _completion_stream(result: Result) -> CompletionResponseGen:
-    text, raw = "", _raw(result)
-    for delta in _deltas(result):
-        text += delta
+def _completion_stream(items: Iterator[StepOrResult]) -> CompletionResponseGen:
+    text = ""
+    for item in items:
+        text, delta, raw = _delta(item, text)
         yield CompletionResponse(text=text, delta=delta, raw=raw)
 
 
-def _chat_stream(result: Result) -> ChatResponseGen:
-    text, raw = "", _raw(result)
-    for delta in _deltas(result):
-        text += delta
+async def _acompletion_stream(items: AsyncIterator[StepOrResult]) -> CompletionResponseAsyncGen:
+    text = ""
+    async for item in items:
+        text, delta, raw = _delta(item, text)
+        yield CompletionResponse(text=text, delta=delta, raw=raw)
+
+
+def _chat_stream(items: Iterator[StepOrResult]) -> ChatResponseGen:
+    text = ""
+    for item in items:
+        text, delta, raw = _delta(item, text)
         yield ChatResponse(message=_assistant(text), delta=delta, raw=raw)
 
 
-async def _aiter(items: Iterator[T]) -> AsyncGenerator[T, None]:
-    for item in items:
-        yield item
+async def _achat_stream(items: AsyncIterator[StepOrResult]) -> ChatResponseAsyncGen:
+    text = ""
+    async for item in items:
+        text, delta, raw = _delta(item, text)
+        yield ChatResponse(message=_assistant(text), delta=delta, raw=raw)

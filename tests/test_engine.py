@@ -309,3 +309,54 @@ def test_async_store_and_embedding_calls_run_off_the_event_loop() -> None:
 
     loop_thread = asyncio.run(run())
     assert seen and all(name != loop_thread for name in seen)
+
+
+def test_on_step_streams_reused_steps_before_the_backend_is_called() -> None:
+    cache = make_cache()
+    cache.generate("List the first 3 multiples of 4.", ScriptedBackend(right))
+    events: list[tuple[str, str]] = []
+
+    def answer(prompt: str) -> str:
+        events.append(("backend", prompt))
+        return right(prompt)
+
+    def on_step(step: object) -> None:
+        events.append(("step", step.text))  # type: ignore[attr-defined]
+
+    result = cache.generate(
+        "List the first 5 multiples of 4.", ScriptedBackend(answer), on_step=on_step
+    )
+    kinds = [kind for kind, _ in events]
+    assert kinds == ["step", "step", "step", "backend", "step", "step"]
+    assert "".join(text for kind, text in events if kind == "step") == result.text
+
+
+def test_on_step_receives_every_step_of_every_path() -> None:
+    cache = make_cache()
+    backend = ScriptedBackend(right)
+    for prompt in [
+        "List the first 3 multiples of 4.",  # miss
+        "List the first 3 multiples of 4.",  # exact
+        "Please write the first 3 multiples of 4",  # reuse
+        "List the first 3 multiples of 9.",  # skip
+    ]:
+        got: list[str] = []
+        result = cache.generate(prompt, backend, on_step=lambda s: got.append(s.text))
+        assert "".join(got) == result.text and got
+
+
+def test_async_on_step_streams_too() -> None:
+    cache = make_cache()
+    got: list[str] = []
+
+    async def run() -> str:
+        await cache.agenerate("List the first 2 multiples of 5.", ScriptedBackend(right))
+        result = await cache.agenerate(
+            "List the first 4 multiples of 5.",
+            ScriptedBackend(right),
+            on_step=lambda s: got.append(s.text),
+        )
+        return result.text
+
+    text = asyncio.run(run())
+    assert "".join(got) == text == multiples_answer(4, 5)

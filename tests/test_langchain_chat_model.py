@@ -143,3 +143,33 @@ def test_uncacheable_request_goes_to_the_model(step_cache: StepCache) -> None:
         chat.invoke([HumanMessage(content=[{"type": "image", "url": "http://x/y.png"}])]).content
         == "ok"
     )
+
+
+def test_stream_gives_reused_steps_before_the_model_patches(step_cache: StepCache) -> None:
+    import threading
+
+    release = threading.Event()
+
+    class GatedChat(FakeListChatModel):
+        """Blocks a patch call (its prompt shows verified steps) until the test releases it."""
+
+        def _call(self, messages: Any, *args: Any, **kwargs: Any) -> str:
+            if "verified" in str(messages):
+                assert release.wait(30)
+            return super()._call(messages, *args, **kwargs)
+
+    cached = "Expand: 2(x + 3) + 4 = 2x + 10\n2x + 10 = 20\n2x = 10\nx = 5\n"
+    model = GatedChat(responses=[cached, "2x + 10 = x + 16\nx = 6"])
+    chat = StepCacheChatModel(model=model, step_cache=step_cache)
+    chat.invoke("Solve 2(x + 3) + 4 = 20 for x.")
+    new_q = "Solve 2(x + 3) + 4 = x + 16 for x."
+    stream = chat.stream(new_q)
+    head = next(stream)  # arrives while the model's patch call is still blocked
+    assert str(head.content) == "Expand: 2(x + 3) + 4 = 2x + 10\n" and not release.is_set()
+    release.set()
+    rest = list(stream)
+    paths = [
+        c.response_metadata["stepcache"]["path"] for c in rest if "stepcache" in c.response_metadata
+    ]
+    assert paths == ["patch"]
+    assert solves(new_q, str(head.content) + "".join(str(c.content) for c in rest))

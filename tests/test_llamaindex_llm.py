@@ -391,13 +391,28 @@ def test_uncacheable_chats_go_straight_to_the_model(llm: StepCacheLLM, model: Sc
 
 def test_stream_complete_yields_one_delta_per_step(llm: StepCacheLLM, model: ScriptedLLM) -> None:
     missed = list(llm.stream_complete(MATH))
-    assert len(missed) == 4 and "".join(r.delta or "" for r in missed) == missed[-1].text
-    assert [r.delta for r in missed] == _solution(detect_linear(MATH))  # type: ignore[arg-type]
+    *steps, final = missed
+    assert len(steps) == 4 and "".join(r.delta or "" for r in missed) == final.text
+    assert [r.delta for r in steps] == _solution(detect_linear(MATH))  # type: ignore[arg-type]
+    assert final.delta == "" and path_of(final) == "miss"
     reused = list(llm.stream_complete(MATH_REWORDED))
     assert [r.delta for r in reused] == [r.delta for r in missed]
-    assert [path_of(r) for r in reused] == ["reuse"] * 4
+    assert path_of(reused[-1]) == "reuse" and all(r.raw is None for r in reused[:-1])
     assert all(b.text.startswith(a.text) for a, b in itertools.pairwise(reused))
     assert model.calls == 1
+
+
+def test_stream_yields_reused_steps_before_the_model_patches(
+    llm: StepCacheLLM, model: ScriptedLLM
+) -> None:
+    llm.complete(MATH)
+    calls_before = model.calls
+    stream = llm.stream_complete(MATH_OTHER)
+    first = next(stream)  # the verified first step: its own delta, ahead of the patched rest
+    assert first.delta and first.raw is None
+    rest = list(stream)
+    assert path_of(rest[-1]) == "patch" and model.calls == calls_before + 1
+    assert first.text + "".join(r.delta or "" for r in rest) == rest[-1].text
 
 
 def test_stream_chat_and_predict_stream(llm: StepCacheLLM, model: ScriptedLLM) -> None:
@@ -406,7 +421,7 @@ def test_stream_chat_and_predict_stream(llm: StepCacheLLM, model: ScriptedLLM) -
     assert json.loads(text) == {"name": "Tom", "age": 3, "color": "grey"}
     assert "".join(c.delta or "" for c in chunks) == text and len(chunks) > 1
     again = list(llm.stream_chat([SYSTEM, user(CAT)]))
-    assert [path_of(c) for c in again] == ["exact"] * len(again)
+    assert path_of(again[-1]) == "exact" and all(c.raw is None for c in again[:-1])
     tokens = "".join(llm.stream(PromptTemplate("Solve {eq} for x."), eq="2(x + 3) + 4 = 20"))
     assert tokens.endswith("x = 5\n")
     assert model.calls == 2
@@ -429,7 +444,7 @@ async def test_async_variants_reuse_and_patch(llm: StepCacheLLM, model: Scripted
 
     stream = await llm.astream_complete(MATH_REWORDED)
     deltas = [r.delta async for r in stream]
-    assert "".join(d or "" for d in deltas) == first.text and len(deltas) == 4
+    assert "".join(d or "" for d in deltas) == first.text and len(deltas) == 5
     chat_stream = await llm.astream_chat([SYSTEM, user(CAT_SHORT)])
     chunks = [c async for c in chat_stream]
     assert json.loads(chunks[-1].message.content or "") == {"name": "Tom", "age": 3}

@@ -61,6 +61,9 @@ class MultiplesTask(Task[MultiplesSpec]):
         ok = text.strip() == multiples_answer(spec.n, spec.k).strip()
         return Check(ok, "" if ok else "not the exact list")
 
+    def kept_prefix(self, checks: Sequence[Check]) -> int:
+        return next((i for i, c in enumerate(checks) if not c.ok), len(checks))
+
     def patch(
         self, request: PatchRequest[MultiplesSpec], generate: Generate
     ) -> list[StepOutcome] | None:
