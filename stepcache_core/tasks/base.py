@@ -103,9 +103,18 @@ class Task(ABC, Generic[S]):
         """Adapt one cached step to the new request before it is verified (e.g. rename)."""
         return step
 
+    def transfer_steps(self, steps: Sequence[str], cached: S, spec: S) -> list[str]:
+        """Adapt a whole cached answer, its steps in order (a task may carry what it learns from
+        one step to the next); the default is `transfer` on each step."""
+        return [self.transfer(s, cached, spec) for s in steps]
+
     def stitch(self, steps: Sequence[str]) -> str:
         """Join steps back into one answer."""
         return "".join(steps)
+
+    def kept_prefix(self, checks: Sequence[Check]) -> int:
+        """How many leading steps every patch and the fallback keep verbatim (streamed early)."""
+        return 0
 
     def worth_patching(self, checks: Sequence[Check]) -> bool:
         """Skip-reuse predicate: False when most steps fail, so patching would not pay."""

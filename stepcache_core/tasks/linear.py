@@ -48,6 +48,7 @@ from stepcache_core.tasks.mathtext import (
     signed_numbers,
     tokenize,
 )
+from stepcache_core.tasks.renumber import Renumbering, signed_skeleton
 from stepcache_core.types import StepOrigin, StepOutcome
 
 __all__ = ["LinearEquationTask", "LinearSpec", "detect_linear"]
@@ -374,6 +375,28 @@ def restate(text: str, cached: LinearSpec, spec: LinearSpec) -> str:
     return "".join(out)
 
 
+def _renumbering(cached: LinearSpec, spec: LinearSpec) -> Renumbering | None:
+    """The number map from `cached` to `spec` when they share their signed skeleton and differ in
+    their numbers; None otherwise (nothing to re-instantiate, or no one-to-one alignment)."""
+    if (cached.constants, cached.solution) == (spec.constants, spec.solution):
+        return None
+    if len(cached.constants) != len(spec.constants):
+        return None
+    try:
+        same = signed_skeleton(cached.lhs, cached.rhs, cached.variable) == signed_skeleton(
+            spec.lhs, spec.rhs, spec.variable
+        )
+    except MathTextError:
+        return None
+    if not same:
+        return None
+    return Renumbering.start(
+        spec.variable,
+        zip(cached.constants, spec.constants, strict=True),
+        (cached.solution, spec.solution),
+    )
+
+
 # ---------------------------------------------------------------------------- verification
 
 
@@ -528,6 +551,25 @@ class LinearEquationTask(Task[LinearSpec]):
             step = restate(step, cached, spec)
         return step
 
+    def transfer_steps(
+        self, steps: Sequence[str], cached: LinearSpec, spec: LinearSpec
+    ) -> list[str]:
+        """`transfer` each step, and when the two equations differ only in their numbers (same
+        signed skeleton), first re-instantiate every number of the step for the new equation
+        (`stepcache_core.tasks.renumber`): the cached derivation replayed with the new numbers.
+        A step that cannot be rewritten consistently is only renamed and restated, as before;
+        `verify` judges every step either way."""
+        renumbering = _renumbering(cached, spec)
+        if renumbering is None:
+            return [self.transfer(s, cached, spec) for s in steps]
+        out: list[str] = []
+        for step in steps:
+            if cached.variable != spec.variable:
+                step = rename_variable(step, cached.variable, spec.variable)
+            rewritten = renumbering.rewrite(step)
+            out.append(restate(step, cached, spec) if rewritten is None else rewritten)
+        return out
+
     def verify(self, steps: Sequence[str], cached: LinearSpec, spec: LinearSpec) -> list[Check]:
         """Per step: equations linear and true at the new solution, numeric identities true, no
         other variable, nothing unreadable, no stale number of the cached equation (except in a
@@ -562,9 +604,16 @@ class LinearEquationTask(Task[LinearSpec]):
             )
         return PASS
 
+    def kept_prefix(self, checks: Sequence[Check]) -> int:
+        """Patches and the fallback keep every step before the first failing one verbatim."""
+        return next((i for i, c in enumerate(checks) if not c.ok), len(checks))
+
     def worth_patching(self, checks: Sequence[Check]) -> bool:
         """Patch only when the verified prefix (the steps before the first failure) holds at least
-        one derived equation; a prefix of intro/restated steps alone saves nothing worth a patch."""
+        one derived equation; a prefix of intro/restated steps alone saves nothing worth a patch.
+        Re-instantiated steps count like any other: a changed constant whose derivation replays
+        up to a late failure (a number the stale rule rejects, a step that could not be rewritten)
+        is patched from there, one whose first derived step fails is generated afresh."""
         for c in checks:
             if not c.ok:
                 return False
