@@ -27,6 +27,9 @@ class CacheConfig:
     max_repairs: int = 2
     #: Use the task's deterministic fallback when patching and repairs fail.
     fallback: bool = True
+    #: Backend repairs of a freshly generated answer that fails its check, before the task's
+    #: fallback (only when the fallback is on and the task has one; else `max_repairs` applies).
+    max_miss_repairs: int = 0
     #: Token cap passed to the backend for full generations (None: the backend's default).
     max_tokens: int | None = None
     #: Token cap for patch calls (None: same as max_tokens).
@@ -44,8 +47,9 @@ class CacheConfig:
             raise ConfigError(f"semantic_min_similarity must be within (0, 1], got {sem}")
         if self.candidates < 1:
             raise ConfigError(f"candidates must be >= 1, got {self.candidates}")
-        if self.max_repairs < 0:
-            raise ConfigError(f"max_repairs must be >= 0, got {self.max_repairs}")
+        for name in ("max_repairs", "max_miss_repairs"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
         for name in ("max_tokens", "patch_max_tokens"):
             value = getattr(self, name)
             if value is not None and value < 1:

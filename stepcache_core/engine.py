@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass, field
 from pathlib import Path as FsPath
 from typing import Any, TypeVar
@@ -169,6 +172,9 @@ class StepCache:
         self.config = config if config is not None else CacheConfig()
         self._paths: Counter[str] = Counter()
         self._counters: Counter[str] = Counter()
+        self._writer: ThreadPoolExecutor | None = None
+        self._writer_lock = threading.Lock()
+        self._pending: set[Future[Any]] = set()
 
     # ------------------------------------------------------------------ public API
 
@@ -559,7 +565,7 @@ class StepCache:
                 integrity = task.integrity(text, spec)
                 if integrity.ok:
                     req.timings["verify"] = time.perf_counter() - t0
-                    yield from self._store(req, task, text, vector, verified=True)
+                    self._store_behind(req, task, text, vector)
                     outcomes = tuple(StepOutcome(s, StepOrigin.REUSED) for s in steps)
                     return Result(
                         text,
@@ -651,7 +657,11 @@ class StepCache:
             return Result(text, path, steps, task=task.name, verified=True, reason=reason)
         own_steps = task.segment(text)
         checks = task.verify(own_steps, spec, spec)
-        repaired = yield from self._repair(req, task, spec, own_steps, checks, integrity.reason)
+        has_fallback = self.config.fallback and type(task).fallback is not Task.fallback
+        attempts = self.config.max_miss_repairs if has_fallback else 1 + self.config.max_repairs
+        repaired = yield from self._repair(
+            req, task, spec, own_steps, checks, integrity.reason, attempts
+        )
         if repaired is not None:
             outcomes, fixed, used_fallback = repaired
             yield from self._store(req, task, fixed, vector, verified=True)
@@ -683,16 +693,19 @@ class StepCache:
         steps: Sequence[str],
         checks: Sequence[Check],
         last_failure: str = "",
+        attempts: int | None = None,
     ) -> Generator[Effect, Any, tuple[tuple[StepOutcome, ...], str, bool] | None]:
-        """Patch, then up to `max_repairs` repairs, then the deterministic fallback."""
+        """Up to `attempts` backend patches (default: one plus `max_repairs` repairs), then the
+        deterministic fallback."""
         cfg = self.config
+        attempts = 1 + cfg.max_repairs if attempts is None else attempts
         max_tokens = cfg.patch_max_tokens or cfg.max_tokens
         request = PatchRequest(req.prompt, spec, steps, checks, 0, last_failure, max_tokens)
         if cfg.fallback:  # the fallback keeps this prefix too, so it is final: stream it now
             kept = task.kept_prefix(checks)
             req.emit([StepOutcome(s, StepOrigin.REUSED) for s in steps[:kept]])
         if req.has_backend:
-            for attempt in range(1 + cfg.max_repairs):
+            for attempt in range(attempts):
                 request = PatchRequest(
                     req.prompt, spec, steps, checks, attempt, last_failure, max_tokens
                 )
@@ -737,6 +750,29 @@ class StepCache:
             return None
         finally:
             req.timings[key] = req.timings.get(key, 0.0) + time.perf_counter() - t0
+
+    def _store_behind(self, req: _Request, task: Task[Any], text: str, vector: Any) -> None:
+        """Store a reused answer off the request path: serving it does not wait for the write."""
+        if vector is None:
+            return
+        with self._writer_lock:
+            if self._writer is None:
+                self._writer = ThreadPoolExecutor(1, thread_name_prefix="stepcache-store")
+            # A detached copy of the request: the write's timings are not the served request's.
+            detached = _Request(req.prompt, req.namespace, req.tenant, req.context, False, False)
+            future = self._writer.submit(_drain, self._store(detached, task, text, vector, True))
+            self._pending.add(future)
+        future.add_done_callback(self._written)
+
+    def _written(self, future: Future[Any]) -> None:
+        with self._writer_lock:
+            self._pending.discard(future)
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Wait until answers stored in the background (after a reuse) are written."""
+        with self._writer_lock:
+            pending = list(self._pending)
+        futures_wait(pending, timeout=timeout)
 
     def _store(
         self,

@@ -17,6 +17,7 @@ from stepcache_core import (
     Path,
     StepCache,
     StepOrigin,
+    StepOutcome,
     TaskRegistry,
 )
 
@@ -111,11 +112,36 @@ def test_wrong_backend_is_repaired_by_the_deterministic_fallback() -> None:
     result = cache.generate("List the first 3 multiples of 4.", liar)
     assert result.verified and result.fallback_used
     assert result.text == multiples_answer(3, 4)
-    # one generation, then the patch and two repairs, then the fallback
-    assert liar.calls == 1 + 1 + 2
+    # a fresh answer that fails goes straight to the exact fallback (max_miss_repairs=0)
+    assert liar.calls == 1
     patched = cache.generate("List the first 6 multiples of 4.", liar)
     assert patched.path is Path.PATCH and patched.fallback_used
     assert patched.text == multiples_answer(6, 4)
+    # a patch of a cached answer: the patch and two repairs, then the fallback
+    assert liar.calls == 1 + 1 + 2
+
+
+def test_miss_repairs_use_the_backend_when_configured_or_without_fallback() -> None:
+    liar = ScriptedBackend(lambda p: "1 x 4 = 5\n")
+    cache = make_cache(max_miss_repairs=1)
+    assert cache.generate("List the first 3 multiples of 4.", liar).fallback_used
+    assert liar.calls == 1 + 1
+    no_fallback = make_cache(fallback=False, max_repairs=1)
+    other = ScriptedBackend(lambda p: "1 x 4 = 5\n")
+    assert not no_fallback.generate("List the first 3 multiples of 4.", other).verified
+    assert other.calls == 1 + 2
+
+
+def test_a_reused_answer_is_stored_off_the_request_path() -> None:
+    cache = make_cache()
+    backend = ScriptedBackend(right)
+    cache.generate("List the first 3 multiples of 4.", backend)
+    reused = cache.generate("Please write out the first 3 multiples of 4", backend)
+    assert reused.path is Path.REUSE and "store" not in reused.timings
+    cache.flush()
+    assert cache.store.count() == 2
+    again = cache.generate("Please write out the first 3 multiples of 4", backend)
+    assert again.path is Path.EXACT
 
 
 def test_without_fallback_a_rejected_answer_is_served_unverified_and_never_cached() -> None:
@@ -340,9 +366,9 @@ def test_on_step_receives_every_step_of_every_path() -> None:
         "Please write the first 3 multiples of 4",  # reuse
         "List the first 3 multiples of 9.",  # skip
     ]:
-        got: list[str] = []
-        result = cache.generate(prompt, backend, on_step=lambda s: got.append(s.text))
-        assert "".join(got) == result.text and got
+        got: list[StepOutcome] = []
+        result = cache.generate(prompt, backend, on_step=got.append)
+        assert "".join(s.text for s in got) == result.text and got
 
 
 def test_async_on_step_streams_too() -> None:
