@@ -357,3 +357,31 @@ def test_fixture_same_equation_is_left_unchanged(equation: str) -> None:
     assert TASK.transfer_steps(segments, cached, spec) == [
         TASK.transfer(s, cached, spec) for s in segments
     ]
+
+
+def test_an_equivalent_but_misstated_problem_never_passes() -> None:
+    """Regression: renumbering "3z + 3 = -3" for "9k - 4 = 32" once wrote "9k + 9 = 45" (true at
+    k = 4, so equivalent) into the restated problem; a step shaped like the problem must be it."""
+    task = LinearEquationTask()
+    cached_q = "How do I solve 3z + 3 = -3 for z? Keep it short."
+    new_q = "How do I solve 9k - 4 = 32 for k? Keep it short."
+    cached, spec = task.detect(cached_q), task.detect(new_q)
+    assert cached is not None and spec is not None
+    answer = (
+        "To solve \\(3z + 3 = -3\\), we collect terms.\n\n1. Move the terms: \\(3z = -6\\)\n"
+        "2. Divide by 3.\n\nTherefore \\(z = -2\\).\n\nz = -2"
+    )
+    steps = task.transfer_steps(task.segment(answer), cached, spec)
+    checks = task.verify(steps, cached, spec)
+    for step, check in zip(steps, checks, strict=True):
+        assert not (check.ok and "9k + 9 = 45" in step), step
+    assert not task.verify(["So \\(9k + 9 = 45\\).\n"], spec, spec)[0].ok
+    assert task.verify(["So \\(9k - 4 = 32\\).\n"], spec, spec)[0].ok
+
+
+def test_an_explanation_in_words_is_not_a_verifiable_request() -> None:
+    task = LinearEquationTask()
+    assert (
+        task.detect("Explain in plain words, without equations, how to solve 3z + 3 = -3.") is None
+    )
+    assert task.detect("Solve 3z + 3 = -3 for z. Only give the final answer.") is not None

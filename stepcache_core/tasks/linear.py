@@ -112,6 +112,8 @@ _NAMED_VAR = re.compile(
     r"(?![A-Za-z'’])",
     re.IGNORECASE,
 )
+#: Answer formats this task cannot verify: such prompts get no spec (exact reuse only).
+_UNVERIFIABLE_OUTPUT = frozenset({"no_equations"})
 _OUTPUT_TAGS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("decimal", re.compile(r"\bdecimal\b", re.IGNORECASE)),
     ("fraction", re.compile(r"\b(?:as|in)\s+(?:a|an)?\s*(?:\w+\s+)?fraction\b", re.IGNORECASE)),
@@ -262,6 +264,8 @@ def detect_linear(prompt: str) -> LinearSpec | None:
     if _sympy_solution(lhs, rhs, var) != solution:
         return None
     output = frozenset(tag for tag, pattern in _OUTPUT_TAGS if pattern.search(prompt))
+    if _UNVERIFIABLE_OUTPUT & output:
+        return None  # an explanation in words: no verifier here can check that kind of answer
     return LinearSpec(
         variable=var,
         equation=written,
@@ -446,8 +450,31 @@ def _is_solution_literal(side: str, spec: LinearSpec) -> bool:
     return value == spec.solution and set(literal_numbers(side)) <= _solution_numbers(spec)
 
 
+def _problem_shape(spec: LinearSpec) -> str | None:
+    try:
+        return signed_skeleton(spec.lhs, spec.rhs, spec.variable)
+    except MathTextError:
+        return None
+
+
+def _misstates(rel: Relation, spec: LinearSpec, shape: str | None) -> bool:
+    """An equation shaped like the problem (same terms, signs aside) that is not the problem:
+    true at the solution, hence equivalent, yet a misstatement (``9k + 9 = 45`` for
+    ``9k - 4 = 32``)."""
+    if shape is None:
+        return False
+    try:
+        return signed_skeleton(rel.lhs, rel.rhs, spec.variable) == shape
+    except MathTextError:
+        return False
+
+
 def _check_step(
-    reading: Reading, spec: LinearSpec, stale: set[Fraction], allowed: set[Fraction]
+    reading: Reading,
+    spec: LinearSpec,
+    stale: set[Fraction],
+    allowed: set[Fraction],
+    shape: str | None = None,
 ) -> Check:
     """One step's verdict; adds the numbers of its verified equations to `allowed`."""
     var = spec.variable
@@ -466,6 +493,8 @@ def _check_step(
         allowed.update(numbers)
         if _is_restated(rel, spec):
             restated += 1  # the new problem itself: its numbers are never stale
+        elif _misstates(rel, spec, shape):
+            return Check(False, f"{rel.lhs} = {rel.rhs} misstates the problem {spec.equation}")
         else:
             derived += 1
             for side in (rel.lhs, rel.rhs):
@@ -577,7 +606,11 @@ class LinearEquationTask(Task[LinearSpec]):
         solution or an equation verified so far, no code block with numbers."""
         stale = _stale(cached, spec)
         allowed: set[Fraction] = set()
-        return [_check_step(read_math(step, spec.variable), spec, stale, allowed) for step in steps]
+        shape = _problem_shape(spec)
+        return [
+            _check_step(read_math(step, spec.variable), spec, stale, allowed, shape)
+            for step in steps
+        ]
 
     def integrity(self, text: str, spec: LinearSpec) -> Check:
         """The whole answer: readable, every equation linear and true at the solution, and a final
