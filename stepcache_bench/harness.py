@@ -1,0 +1,448 @@
+"""Arms, the memoizing backend and the per-request measurement loop.
+
+Greedy decoding is deterministic, so a backend call for an identical (prompt, max_tokens) is
+computed once per seed: `MemoBackend` stores its Completion and measured seconds, and every arm that
+makes the same call is charged those seconds and tokens. An arm's latency for a request is its own
+measured wall time minus the real time spent inside the memo (lookups or the one real call) plus
+the memoized backend seconds of the calls it made: five arms cost about one arm of model time.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from stepcache_bench.checks import check_answer
+from stepcache_bench.workload import Request
+from stepcache_core import (
+    Backend,
+    CacheConfig,
+    ChromaStore,
+    Completion,
+    Embedder,
+    Entry,
+    MiniLMEmbedder,
+    StepCache,
+    TaskRegistry,
+)
+from stepcache_core.store import entry_key
+
+ARMS: tuple[str, ...] = ("no_cache", "exact", "semantic", "stepcache", "stepcache_no_fallback")
+PATHS: tuple[str, ...] = ("exact", "reuse", "patch", "skip", "miss")
+NAMESPACE = "bench"
+
+
+# ---------------------------------------------------------------------------- memo backend
+
+
+@dataclass(frozen=True, slots=True)
+class Memo:
+    completion: Completion
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One backend call an arm made: what it is charged, and what it really cost here."""
+
+    charged_s: float
+    real_s: float
+    prompt_tokens: int
+    completion_tokens: int
+    computed: bool  # this call ran the model (the first of its key in this seed)
+
+
+class MemoTable:
+    """(prompt, max_tokens) -> Memo, shared by every arm of a seed; optionally kept as JSONL."""
+
+    def __init__(self, path: Path | None = None, model: str = "") -> None:
+        self._table: dict[tuple[str, int | None], Memo] = {}
+        self._lock = threading.Lock()
+        self._path = path
+        self._model = model
+        self.loaded = 0
+        self.computed = 0
+        if path is not None and path.exists():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                row = json.loads(line)
+                if row.get("model") != model:
+                    continue
+                c = Completion(
+                    row["text"],
+                    row["prompt_tokens"],
+                    row["completion_tokens"],
+                    row.get("finish_reason"),
+                )
+                self._table[(row["prompt"], row["max_tokens"])] = Memo(c, row["seconds"])
+                self.loaded += 1
+
+    def get(self, key: tuple[str, int | None]) -> Memo | None:
+        with self._lock:
+            return self._table.get(key)
+
+    def put(self, key: tuple[str, int | None], memo: Memo) -> None:
+        with self._lock:
+            self._table[key] = memo
+            self.computed += 1
+            if self._path is not None:
+                c = memo.completion
+                row = {
+                    "model": self._model,
+                    "prompt": key[0],
+                    "max_tokens": key[1],
+                    "text": c.text,
+                    "prompt_tokens": c.prompt_tokens,
+                    "completion_tokens": c.completion_tokens,
+                    "finish_reason": c.finish_reason,
+                    "seconds": memo.seconds,
+                }
+                with self._path.open("a", encoding="utf-8") as fh:
+                    fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+    def __len__(self) -> int:
+        return len(self._table)
+
+    def seconds(self) -> float:
+        """Model seconds of every answer in the table."""
+        with self._lock:
+            return sum(m.seconds for m in self._table.values())
+
+
+class MemoBackend(Backend):
+    """One arm's view of the shared memo table; records the calls the arm makes."""
+
+    def __init__(
+        self,
+        inner: Backend,
+        table: MemoTable,
+        *,
+        simulated_seconds: Callable[[Completion], float] | None = None,
+    ) -> None:
+        self.inner = inner
+        self.table = table
+        self.name = inner.name
+        self._simulated = simulated_seconds
+        self._calls: list[Call] = []
+
+    def complete(self, prompt: str, max_tokens: int | None = None) -> Completion:
+        t0 = time.perf_counter()
+        key = (prompt, max_tokens)
+        memo = self.table.get(key)
+        computed = memo is None
+        if memo is None:
+            t1 = time.perf_counter()
+            completion = self.inner.complete(prompt, max_tokens)
+            seconds = time.perf_counter() - t1
+            if self._simulated is not None:
+                seconds = self._simulated(completion)
+            memo = Memo(completion, seconds)
+            self.table.put(key, memo)
+        real = time.perf_counter() - t0
+        c = memo.completion
+        self._calls.append(Call(memo.seconds, real, c.prompt_tokens, c.completion_tokens, computed))
+        return c
+
+    def take(self) -> list[Call]:
+        calls, self._calls = self._calls, []
+        return calls
+
+
+# ---------------------------------------------------------------------------- embedders
+
+
+class ArmEmbedder(Embedder):
+    """Per-arm embedder over one shared model: its own LRU, so no arm embeds for another."""
+
+    def __init__(self, shared: Embedder) -> None:
+        self._shared = shared
+        self.name = shared.name
+        self._cache: dict[str, list[float]] = {}
+
+    def embed_batch(self, texts: Sequence[str]) -> list[list[float]]:
+        missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
+        if missing:
+            fresh = self._shared_batch(missing)
+            self._cache.update(zip(missing, fresh, strict=True))
+        return [self._cache[t] for t in texts]
+
+    def _shared_batch(self, texts: list[str]) -> list[list[float]]:
+        shared = self._shared
+        if isinstance(shared, MiniLMEmbedder):
+            # Encode through the loaded model, bypassing the shared instance's LRU.
+            model = shared._load()
+            vectors = model.encode(texts, normalize_embeddings=True, convert_to_numpy=True)
+            return [[float(x) for x in v] for v in vectors]
+        return shared.embed_batch(texts)
+
+
+# ---------------------------------------------------------------------------- arms
+
+
+@dataclass(frozen=True, slots=True)
+class Served:
+    text: str
+    path: str  # exact | reuse | patch | skip | miss
+    from_cache: bool  # the served answer was built from a cached answer
+    cached_prompt: str | None = None
+    fallback_used: bool = False
+    verified: bool | None = None
+    timings: dict[str, float] = field(default_factory=dict)  # StepCache's own stage timings
+
+
+def _norm(prompt: str) -> str:
+    return " ".join(prompt.split())
+
+
+class Arm(ABC):
+    name: str = "arm"
+
+    def __init__(self, backend: MemoBackend, max_tokens: int | None) -> None:
+        self.backend = backend
+        self.max_tokens = max_tokens
+
+    def warm(self, prompt: str) -> None:
+        """Cache a base prompt before evaluation (default: serve it)."""
+        self.serve(prompt)
+
+    @abstractmethod
+    def serve(self, prompt: str) -> Served: ...
+
+    def close(self) -> None:
+        return None
+
+
+class NoCacheArm(Arm):
+    name = "no_cache"
+
+    def warm(self, prompt: str) -> None:
+        return None
+
+    def serve(self, prompt: str) -> Served:
+        c = self.backend.complete(prompt, self.max_tokens)
+        return Served(c.text, "miss", False)
+
+
+class ExactArm(Arm):
+    """An exact-match cache (whitespace-normalised prompt), on the same Chroma store."""
+
+    name = "exact"
+
+    def __init__(self, backend: MemoBackend, max_tokens: int | None, store: ChromaStore) -> None:
+        super().__init__(backend, max_tokens)
+        self.store = store
+
+    def serve(self, prompt: str) -> Served:
+        key = entry_key(NAMESPACE, "", "", prompt)
+        hit = self.store.get(key)
+        if hit is not None:
+            return Served(hit.answer, "exact", True, hit.prompt)
+        c = self.backend.complete(prompt, self.max_tokens)
+        entry = Entry(
+            key=key, namespace=NAMESPACE, context="", prompt=prompt, answer=c.text, steps=(c.text,)
+        )
+        self.store.put(entry, None)
+        return Served(c.text, "miss", False)
+
+
+class SemanticArm(Arm):
+    """Whole-response semantic cache (GPTCache / LangChain style): the nearest cached prompt at
+    or above `min_similarity` (cosine) serves its stored answer. Same embedder and store type as
+    StepCache."""
+
+    name = "semantic"
+
+    def __init__(
+        self,
+        backend: MemoBackend,
+        max_tokens: int | None,
+        store: ChromaStore,
+        embedder: Embedder,
+        min_similarity: float,
+    ) -> None:
+        super().__init__(backend, max_tokens)
+        self.store = store
+        self.embedder = embedder
+        self.min_similarity = min_similarity
+
+    def serve(self, prompt: str) -> Served:
+        vector = self.embedder.embed(prompt)
+        found = self.store.nearest(vector, NAMESPACE, "", "", None, 1)
+        if found and found[0].similarity >= self.min_similarity:
+            e = found[0].entry
+            path = "exact" if _norm(e.prompt) == _norm(prompt) else "reuse"
+            return Served(e.answer, path, True, e.prompt)
+        c = self.backend.complete(prompt, self.max_tokens)
+        entry = Entry(
+            key=entry_key(NAMESPACE, "", "", prompt),
+            namespace=NAMESPACE,
+            context="",
+            prompt=prompt,
+            answer=c.text,
+            steps=(c.text,),
+            reusable=True,
+        )
+        self.store.put(entry, vector)
+        return Served(c.text, "miss", False)
+
+
+class StepCacheArm(Arm):
+    def __init__(self, name: str, backend: MemoBackend, cache: StepCache) -> None:
+        super().__init__(backend, cache.config.max_tokens)
+        self.name = name
+        self.cache = cache
+
+    def serve(self, prompt: str) -> Served:
+        r = self.cache.generate(prompt, self.backend, namespace=NAMESPACE)
+        path = r.path.value
+        return Served(
+            r.text,
+            path,
+            path in ("exact", "reuse", "patch"),
+            r.cached_prompt,
+            r.fallback_used,
+            r.verified,
+            dict(r.timings),
+        )
+
+
+# ---------------------------------------------------------------------------- measurement
+
+
+@dataclass(slots=True)
+class Record:
+    """One arm's answer to one evaluation request, graded."""
+
+    arm: str
+    seed: int
+    request_id: str
+    family: str
+    kind: str
+    core: bool
+    path: str
+    latency_s: float
+    overhead_s: float
+    backend_s: float
+    prompt_tokens: int
+    completion_tokens: int
+    calls: int
+    calls_computed: int
+    correct_task: bool
+    reason: str
+    integrity: bool | None  # None: no task recognises the request
+    from_cache: bool
+    reused_other: bool
+    wrong_served: bool
+    fallback_used: bool
+    answer: str = field(repr=False, default="")
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
+class Integrity:
+    """The tasks' own stitched-output integrity check, on a fresh registry."""
+
+    def __init__(self) -> None:
+        self.registry = TaskRegistry.with_builtins()
+
+    def __call__(self, prompt: str, text: str) -> bool | None:
+        found = self.registry.detect(prompt)
+        if found is None:
+            return None
+        task, spec = found
+        return bool(task.integrity(text, spec).ok)
+
+
+def measure(arm: Arm, request: Request, integrity: Integrity) -> Record:
+    """Serve `request` with `arm`, time it (memo-charged) and grade it."""
+    arm.backend.take()
+    t0 = time.perf_counter()
+    served = arm.serve(request.prompt)
+    wall = time.perf_counter() - t0
+    calls = arm.backend.take()
+    real = sum(c.real_s for c in calls)
+    charged = sum(c.charged_s for c in calls)
+    overhead = max(wall - real, 0.0)
+    reused_other = served.from_cache and (
+        served.cached_prompt is None or _norm(served.cached_prompt) != _norm(request.prompt)
+    )
+    verdict = check_answer(served.text, request, reused_other=reused_other)
+    return Record(
+        arm=arm.name,
+        seed=request.seed,
+        request_id=request.id,
+        family=request.family,
+        kind=request.kind,
+        core=request.core,
+        path=served.path,
+        latency_s=overhead + charged,
+        overhead_s=overhead,
+        backend_s=charged,
+        prompt_tokens=sum(c.prompt_tokens for c in calls),
+        completion_tokens=sum(c.completion_tokens for c in calls),
+        calls=len(calls),
+        calls_computed=sum(c.computed for c in calls),
+        correct_task=verdict.ok,
+        reason=verdict.reason,
+        integrity=integrity(request.prompt, served.text),
+        from_cache=served.from_cache,
+        reused_other=reused_other,
+        wrong_served=served.from_cache and not verdict.ok,
+        fallback_used=served.fallback_used,
+        answer=served.text,
+        timings=served.timings,
+    )
+
+
+def build_arms(
+    backend: Backend,
+    table: MemoTable,
+    embedder: Embedder,
+    store_dir: Path,
+    *,
+    max_tokens: int,
+    semantic_min_similarity: float,
+    simulated_seconds: Callable[[Completion], float] | None = None,
+    arms: Sequence[str] = ARMS,
+) -> list[Arm]:
+    """Fresh arms for one seed, each with its own Chroma store under `store_dir`."""
+
+    def memo() -> MemoBackend:
+        return MemoBackend(backend, table, simulated_seconds=simulated_seconds)
+
+    def store(name: str) -> ChromaStore:
+        return ChromaStore(
+            store_dir / name, collection=f"bench-{name}", embedder_name=embedder.name
+        )
+
+    out: list[Arm] = []
+    for name in arms:
+        if name == "no_cache":
+            out.append(NoCacheArm(memo(), max_tokens))
+        elif name == "exact":
+            out.append(ExactArm(memo(), max_tokens, store(name)))
+        elif name == "semantic":
+            out.append(
+                SemanticArm(
+                    memo(), max_tokens, store(name), ArmEmbedder(embedder), semantic_min_similarity
+                )
+            )
+        elif name in ("stepcache", "stepcache_no_fallback"):
+            config = CacheConfig(max_tokens=max_tokens, fallback=name == "stepcache")
+            cache = StepCache(
+                store(name),
+                embedder=ArmEmbedder(embedder),
+                tasks=TaskRegistry.with_builtins(),
+                config=config,
+            )
+            out.append(StepCacheArm(name, memo(), cache))
+        else:
+            raise ValueError(f"unknown arm {name!r}")
+    return out

@@ -1,0 +1,175 @@
+"""Figures from graded records: per arm, per perturbation kind, per seed; the targets, pass/fail."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from stepcache_bench.harness import ARMS, PATHS, Record
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Linear-interpolation percentile (numpy's default), q in [0, 100]; 0.0 for no values."""
+    if not values:
+        return 0.0
+    xs = sorted(values)
+    pos = (len(xs) - 1) * q / 100
+    lo = int(pos)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+
+
+def _dist(values: Sequence[float]) -> dict[str, float]:
+    return {
+        "mean": statistics.fmean(values) if values else 0.0,
+        "median": percentile(values, 50),
+        "p95": percentile(values, 95),
+    }
+
+
+def _frac(flags: Iterable[bool]) -> float:
+    xs = list(flags)
+    return sum(xs) / len(xs) if xs else 0.0
+
+
+def arm_figures(records: Sequence[Record]) -> dict[str, Any]:
+    """Every figure of one arm over `records`."""
+    lat = [r.latency_s for r in records]
+    over = [r.overhead_s for r in records]
+    checked = [r.integrity for r in records if r.integrity is not None]
+    prompt = sum(r.prompt_tokens for r in records)
+    completion = sum(r.completion_tokens for r in records)
+    paths = {p: sum(r.path == p for r in records) for p in PATHS}
+    reuse = [r.latency_s for r in records if r.path == "reuse"]
+    generated = [r.overhead_s for r in records if r.path in ("miss", "skip")]
+    return {
+        "n": len(records),
+        "latency_s": _dist(lat),
+        "overhead_s": _dist(over),
+        "backend_s": sum(r.backend_s for r in records),
+        "tokens": {"prompt": prompt, "completion": completion, "total": prompt + completion},
+        "backend_calls": sum(r.calls for r in records),
+        "correct_task": _frac(r.correct_task for r in records),
+        "correct_integrity": _frac(bool(x) for x in checked),
+        "integrity_checked": len(checked),
+        "wrong_served": sum(r.wrong_served for r in records),
+        "served_from_cache": sum(r.from_cache for r in records),
+        "paths": paths,
+        "fallback_used": sum(r.fallback_used for r in records),
+        "reuse_latency_s": _dist(reuse) | {"n": len(reuse)},
+        "miss_overhead_s": _dist(generated) | {"n": len(generated)},
+        "stage_median_ms": stage_medians(records),
+    }
+
+
+def stage_medians(records: Sequence[Record]) -> dict[str, dict[str, float]]:
+    """StepCache's own stage timings (Result.timings), median ms per path: where overhead goes."""
+    out: dict[str, dict[str, float]] = {}
+    for path in PATHS:
+        rs = [r for r in records if r.path == path and r.timings]
+        stages = sorted({k for r in rs for k in r.timings if k not in ("backend", "total")})
+        if rs:
+            out[path] = {
+                k: 1e3 * percentile([r.timings.get(k, 0.0) for r in rs], 50) for k in stages
+            }
+    return out
+
+
+def kind_figures(records: Sequence[Record]) -> dict[str, Any]:
+    """Per perturbation kind (family/kind): paths, correctness, mean latency, tokens."""
+    out: dict[str, Any] = {}
+    for key in sorted({f"{r.family}/{r.kind}" for r in records}):
+        rs = [r for r in records if f"{r.family}/{r.kind}" == key]
+        out[key] = {
+            "n": len(rs),
+            "paths": {p: sum(r.path == p for r in rs) for p in PATHS},
+            "correct_task": _frac(r.correct_task for r in rs),
+            "wrong_served": sum(r.wrong_served for r in rs),
+            "latency_mean_s": statistics.fmean(r.latency_s for r in rs),
+            "tokens": sum(r.prompt_tokens + r.completion_tokens for r in rs),
+        }
+    return out
+
+
+def summarize(records: Sequence[Record], arms: Sequence[str] = ARMS) -> dict[str, Any]:
+    """`arms`, `by_kind`, `by_seed` and `ratios` (to the no-cache arm) from all records."""
+    by_arm = {a: [r for r in records if r.arm == a] for a in arms}
+    out: dict[str, Any] = {
+        "arms": {a: arm_figures(rs) for a, rs in by_arm.items()},
+        "by_kind": {a: kind_figures(rs) for a, rs in by_arm.items()},
+        "by_seed": {},
+    }
+    for seed in sorted({r.seed for r in records}):
+        out["by_seed"][str(seed)] = {
+            a: arm_figures([r for r in rs if r.seed == seed]) for a, rs in by_arm.items()
+        }
+    out["ratios"] = {a: ratios(out["arms"][a], out["arms"].get("no_cache")) for a in arms}
+    return out
+
+
+def ratios(arm: dict[str, Any], base: dict[str, Any] | None) -> dict[str, float | None]:
+    def r(x: float, y: float) -> float | None:
+        return x / y if y else None
+
+    if base is None:
+        return {}
+    return {
+        "mean": r(arm["latency_s"]["mean"], base["latency_s"]["mean"]),
+        "median": r(arm["latency_s"]["median"], base["latency_s"]["median"]),
+        "p95": r(arm["latency_s"]["p95"], base["latency_s"]["p95"]),
+        "tokens": r(arm["tokens"]["total"], base["tokens"]["total"]),
+    }
+
+
+def _target(measured: float | int | None, target: str, ok: bool | None) -> dict[str, Any]:
+    return {"measured": measured, "target": target, "pass": ok}
+
+
+def targets(summary: dict[str, Any]) -> dict[str, Any]:
+    """The issue's targets, each measured with pass/fail (StepCache with the fallback on)."""
+    arms = summary["arms"]
+    if "stepcache" not in arms or "no_cache" not in arms:
+        return {}
+    sc, nc = arms["stepcache"], arms["no_cache"]
+    rt = summary["ratios"]["stepcache"]
+    seed_p95 = [ratios(s["stepcache"], s["no_cache"])["p95"] for s in summary["by_seed"].values()]
+    worst_p95 = max((x for x in seed_p95 if x is not None), default=None)
+    out: dict[str, Any] = {
+        "mean_latency_ratio": _target(rt["mean"], "<= 0.20", _le(rt["mean"], 0.20)),
+        "tokens_ratio": _target(rt["tokens"], "<= 0.50", _le(rt["tokens"], 0.50)),
+        "p95_ratio": _target(rt["p95"], "<= 0.90", _le(rt["p95"], 0.90)),
+        "p95_ratio_worst_seed": _target(worst_p95, "<= 1.00 (never above)", _le(worst_p95, 1.0)),
+        "reuse_median_latency_ms": _target(
+            _ms(sc["reuse_latency_s"]["median"]) if sc["reuse_latency_s"]["n"] else None,
+            "<= 5 (incl. embedding)",
+            _le(_ms(sc["reuse_latency_s"]["median"]), 5.0) if sc["reuse_latency_s"]["n"] else None,
+        ),
+        "correct_task": _target(sc["correct_task"], "== 1.0", sc["correct_task"] == 1.0),
+        "correct_integrity": _target(
+            sc["correct_integrity"], "== 1.0", sc["correct_integrity"] == 1.0
+        ),
+        "wrong_served": _target(sc["wrong_served"], "== 0", sc["wrong_served"] == 0),
+        "miss_overhead_median_ms": _target(
+            _ms(sc["miss_overhead_s"]["median"]) if sc["miss_overhead_s"]["n"] else None,
+            "<= 15 (median, miss+skip)",
+            _le(_ms(sc["miss_overhead_s"]["median"]), 15.0) if sc["miss_overhead_s"]["n"] else None,
+        ),
+        "no_cache_correct_task": _target(nc["correct_task"], "(reference)", None),
+    }
+    if "stepcache_no_fallback" in arms:
+        nf = arms["stepcache_no_fallback"]
+        out["no_fallback_correct_task"] = _target(nf["correct_task"], "(reported)", None)
+        out["no_fallback_correct_integrity"] = _target(nf["correct_integrity"], "(reported)", None)
+        out["no_fallback_wrong_served"] = _target(nf["wrong_served"], "(reported)", None)
+    if "semantic" in arms:
+        out["semantic_wrong_served"] = _target(arms["semantic"]["wrong_served"], "(reported)", None)
+    return out
+
+
+def _ms(seconds: float) -> float:
+    return seconds * 1000.0
+
+
+def _le(x: float | None, bound: float) -> bool | None:
+    return None if x is None else x <= bound

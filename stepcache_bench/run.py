@@ -1,0 +1,411 @@
+"""`stepcache bench`: the paper-shaped benchmark on a real local model, five arms in one run.
+
+    stepcache bench --quick            # one seed, 2 base prompts per family (~5 min here)
+    stepcache bench                    # seeds 42 43 44, 10 bases per family (~1-2 h here)
+    stepcache bench --backend fake --embedder hash   # seconds: develop the harness itself
+
+Writes results.json (every figure), records.jsonl (every graded answer), benchmark.md and PNG plots
+to --out; prints a table with ratios to the no-cache arm.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import os
+import platform
+import shlex
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from stepcache_bench.harness import ARMS, Integrity, MemoTable, Record, build_arms, measure
+from stepcache_bench.metrics import summarize, targets
+from stepcache_bench.workload import DEFAULT_SEEDS, expected_count, generate_workload
+from stepcache_core import Backend, Embedder, MiniLMEmbedder
+
+log = logging.getLogger("stepcache.bench")
+
+QUICK_BASES = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="stepcache bench",
+        description="Reproduce the StepCache paper's benchmark on a local model: no cache, "
+        "exact-match, semantic and StepCache arms on the same requests.",
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"one seed (42), {QUICK_BASES} base prompts per family (about 5 minutes)",
+    )
+    p.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=None,
+        help=f"workload seeds (default {' '.join(map(str, DEFAULT_SEEDS))})",
+    )
+    p.add_argument(
+        "--bases", type=int, default=None, help="base prompts per family (default 10; --quick: 2)"
+    )
+    p.add_argument("--k", type=int, default=3, help="variants per perturbation kind (default 3)")
+    p.add_argument(
+        "--backend",
+        choices=("llamacpp", "fake"),
+        default="llamacpp",
+        help="llamacpp: the local model (default); fake: a simulated model for "
+        "developing the harness",
+    )
+    p.add_argument(
+        "--model",
+        default=None,
+        help="GGUF file for llamacpp (default: the bundled Qwen2.5-Coder-0.5B)",
+    )
+    p.add_argument("--threads", type=int, default=2, help="llama.cpp CPU threads (default 2)")
+    p.add_argument(
+        "--max-tokens",
+        type=int,
+        default=256,
+        help="backend token cap for every arm's generations (default 256)",
+    )
+    p.add_argument(
+        "--semantic-min-similarity",
+        type=float,
+        default=0.8,
+        help="cosine similarity at or above which the semantic cache serves the nearest "
+        "cached answer (default 0.8, GPTCache's and LangChain's default)",
+    )
+    p.add_argument(
+        "--embedder",
+        choices=("minilm", "hash"),
+        default="minilm",
+        help="minilm: the bundled all-MiniLM-L6-v2 (default); hash: a cheap fake",
+    )
+    p.add_argument("--arms", nargs="+", choices=ARMS, default=list(ARMS), help="arms to run")
+    p.add_argument(
+        "--out", type=Path, default=None, help="output directory (default bench-results/<UTC time>)"
+    )
+    p.add_argument(
+        "--docs",
+        type=Path,
+        default=None,
+        help="also write DIR/benchmark.md and DIR/img/*.png (e.g. docs)",
+    )
+    p.add_argument(
+        "--memo-file",
+        type=Path,
+        default=None,
+        help="persist backend answers (JSONL) and reuse them in later runs; "
+        "the output says so (default: off, every seed computes its own)",
+    )
+    p.add_argument("--keep-stores", action="store_true", help="keep the arms' Chroma stores")
+    p.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bar (without a terminal, progress lines go to stderr)",
+    )
+    return p
+
+
+def _machine() -> dict[str, Any]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        import psutil  # type: ignore[import-untyped]
+
+        mem = psutil.virtual_memory().total / 1e9
+    except ImportError:
+        mem = 0.0
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count() or 0,
+        "memory_gb": mem,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+    }
+
+
+def _backend(args: argparse.Namespace) -> tuple[Backend, str, Any]:
+    if args.backend == "fake":
+        from stepcache_bench.fake import FakeModel, simulated_seconds
+
+        return (
+            FakeModel(),
+            "fake model (simulated latency: 110 prompt tok/s, 15 tok/s)",
+            (simulated_seconds),
+        )
+    from stepcache_core.backends import LlamaCppBackend, LlamaCppOptions
+    from stepcache_core.backends.llamacpp import model_file_name
+
+    options = LlamaCppOptions(n_threads=args.threads, max_tokens=args.max_tokens)
+    backend = LlamaCppBackend(args.model, options=options)
+    name = (
+        f"{model_file_name(args.model)} via llama.cpp (xllamacpp), greedy, {args.threads} threads"
+    )
+    return backend, name, None
+
+
+def _embedder(args: argparse.Namespace) -> Embedder:
+    if args.embedder == "hash":
+        from stepcache_bench.fake import HashEmbedder
+
+        return HashEmbedder()
+    return MiniLMEmbedder()
+
+
+class _Progress:
+    def __init__(self, total: int, enabled: bool, plain: bool = False) -> None:
+        self._bar: Any = None
+        self._done = 0
+        self._total = total
+        self._plain = plain
+        self._t0 = time.perf_counter()
+        if enabled:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self._bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+            )
+            self._task = self._bar.add_task("bench", total=total)
+            self._bar.start()
+
+    def step(self, description: str) -> None:
+        self._done += 1
+        if self._bar is not None:
+            self._bar.update(self._task, advance=1, description=description)
+        elif self._plain and (self._done % max(self._total // 20, 1) == 0):
+            elapsed = time.perf_counter() - self._t0
+            print(
+                f"[{elapsed / 60:5.1f} min] {self._done}/{self._total} {description}",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+def run(args: argparse.Namespace, argv: Sequence[str]) -> dict[str, Any]:
+    started = time.perf_counter()
+    seeds = args.seeds or ([42] if args.quick else list(DEFAULT_SEEDS))
+    bases = args.bases or (QUICK_BASES if args.quick else 10)
+    out: Path = args.out or Path("bench-results") / dt.datetime.now(dt.UTC).strftime(
+        "%Y%m%dT%H%M%SZ"
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    workloads = [generate_workload(s, bases, args.k) for s in seeds]
+
+    backend, model_name, simulated = _backend(args)
+    embedder = _embedder(args)
+    t0 = time.perf_counter()
+    embedder.embed("warm up the embedder")
+    if hasattr(backend, "start"):
+        backend.start()
+    backend.complete("Say hello.", 8)  # load and warm the model; not charged to any arm
+    warmup_s = time.perf_counter() - t0
+
+    integrity = Integrity()
+    records: list[Record] = []
+    model_time = 0.0
+    computed = loaded = 0
+    total = sum(len(w.bases) + len(w.requests) for w in workloads)
+    tty = sys.stderr.isatty()
+    progress = _Progress(
+        total, not args.no_progress and tty, plain=not args.no_progress and not tty
+    )
+    store_root = Path(tempfile.mkdtemp(prefix="stepcache-bench-"))
+    try:
+        for w in workloads:
+            table = MemoTable(args.memo_file, model=model_name)
+            loaded += table.loaded
+            arms = build_arms(
+                backend,
+                table,
+                embedder,
+                store_root / f"seed-{w.seed}",
+                max_tokens=args.max_tokens,
+                semantic_min_similarity=args.semantic_min_similarity,
+                simulated_seconds=simulated,
+                arms=args.arms,
+            )
+            for b in w.bases:
+                for arm in arms:
+                    arm.warm(b.prompt)
+                    arm.backend.take()
+                progress.step(f"seed {w.seed}: caching base prompts")
+            for i, req in enumerate(w.requests):
+                for arm in arms:
+                    records.append(measure(arm, req, integrity))
+                progress.step(f"seed {w.seed}: request {i + 1}/{len(w.requests)}")
+            computed += table.computed
+            model_time += table.seconds()
+    finally:
+        progress.close()
+        if not args.keep_stores:
+            shutil.rmtree(store_root, ignore_errors=True)
+
+    duration = time.perf_counter() - started
+    results = _results(
+        args,
+        argv,
+        seeds,
+        bases,
+        workloads,
+        records,
+        model_name,
+        duration,
+        model_time,
+        computed,
+        loaded,
+        warmup_s,
+    )
+    _write(out, results, records, args)
+    return results
+
+
+def _results(
+    args: argparse.Namespace,
+    argv: Sequence[str],
+    seeds: list[int],
+    bases: int,
+    workloads: list[Any],
+    records: list[Record],
+    model_name: str,
+    duration: float,
+    model_time: float,
+    computed: int,
+    loaded: int,
+    warmup_s: float,
+) -> dict[str, Any]:
+    summary = summarize(records, args.arms)
+    per_seed = len(workloads[0].requests) if workloads else 0
+    command = "python -m stepcache_bench.run " + " ".join(shlex.quote(a) for a in argv)
+    results: dict[str, Any] = {
+        "command": command.strip(),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "duration_s": duration,
+        "model_time_s": model_time,
+        "warmup_s": warmup_s,
+        "model": model_name,
+        "machine": _machine(),
+        "seeds": seeds,
+        "requests": {
+            "per_seed": per_seed,
+            "bases_per_seed": len(workloads[0].bases) if workloads else 0,
+            "total": sum(len(w.requests) for w in workloads),
+            "counts_per_seed": workloads[0].counts if workloads else {},
+            "derivation": f"2 families x {bases} base prompts x 4 perturbation kinds x "
+            f"k={args.k} variants = {expected_count(bases, args.k)}",
+        },
+        "config": {
+            "max_tokens": args.max_tokens,
+            "semantic_min_similarity": args.semantic_min_similarity,
+            "bases_per_family": bases,
+            "k": args.k,
+            "embedder": args.embedder,
+            "backend": args.backend,
+            "threads": args.threads,
+        },
+        "backend_calls": {"computed": computed, "loaded_from_memo_file": loaded},
+        **summary,
+    }
+    results["targets"] = targets(summary)
+    results["notes"] = {
+        "memo": (
+            "Greedy decoding is deterministic, so each distinct backend call (prompt, max_tokens) "
+            "was computed once per seed and its measured latency and tokens were charged to every "
+            "arm that made it; an arm's latency = its own measured cache overhead + the memoized "
+            f"backend seconds of its calls ({computed} model calls computed"
+            + (f", {loaded} answers loaded from {args.memo_file}" if args.memo_file else "")
+            + ")."
+        ),
+        "checker": (
+            "Correct (task) is graded by the benchmark's own checker, not StepCache's verifiers: "
+            "equations by the final value against the solution sympy computed at generation time; "
+            "JSON by parsing the first object, the exact required key set and the declared value "
+            "types. Core-meaning changes (is v = c a solution, answer only, rounded decimal, plain "
+            "words; YAML, JSON array, another subject, one minified line) count as correct when "
+            "the answer was generated for that request, wrong when it was built from a cached "
+            "answer to another prompt."
+        ),
+        "integrity": (
+            "Correct (integrity) applies the tasks' own integrity check of the served text to "
+            "every request a task recognises; the others are not counted in that fraction."
+        ),
+        "wrong_served": (
+            "Wrong served counts answers served from a cache (exact/reuse/patch paths, the "
+            "semantic cache's hits) that fail the task checker."
+        ),
+        "paths": (
+            "Non-StepCache arms: a cache hit counts as exact (same prompt) or reuse (another "
+            "prompt); every backend answer as miss. The no-cache arm is all miss."
+        ),
+        "overhead": (
+            "Cache overhead = wall time of the request minus the time spent inside backend "
+            "calls (embedding, search, verification, patch bookkeeping, store writes)."
+        ),
+    }
+    return results
+
+
+def _write(
+    out: Path, results: dict[str, Any], records: list[Record], args: argparse.Namespace
+) -> None:
+    from stepcache_bench import report
+
+    (out / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+    with (out / "records.jsonl").open("w", encoding="utf-8") as fh:
+        for r in records:
+            fh.write(json.dumps(r.as_dict(), ensure_ascii=False) + "\n")
+    report.plots(records, results, out / "img")
+    (out / "benchmark.md").write_text(report.markdown(results))
+    if args.docs is not None:
+        img = args.docs / "img"
+        img.mkdir(parents=True, exist_ok=True)
+        for png in (out / "img").glob("*.png"):
+            shutil.copy2(png, img / png.name)
+        (args.docs / "benchmark.md").write_text(report.markdown(results, "img/"))
+    report.print_table(results)
+    print(f"results: {out / 'results.json'} (duration {results['duration_s'] / 60:.1f} min)")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    run(args, argv)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,279 @@
+"""The benchmark's pure logic: the seeded workload generator, the answer checker, the metrics."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+
+from stepcache_bench.checks import check_answer, check_json, check_math, final_answer
+from stepcache_bench.harness import Record
+from stepcache_bench.metrics import percentile, summarize, targets
+from stepcache_bench.workload import (
+    JSON_KINDS,
+    MATH_KINDS,
+    Request,
+    Workload,
+    expected_count,
+    generate_workload,
+    sympy_solution,
+)
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "qwen2.5-coder-0.5b-answers.jsonl"
+
+
+@pytest.fixture(scope="module")
+def workloads() -> dict[int, Workload]:
+    return {seed: generate_workload(seed) for seed in (42, 43, 44)}
+
+
+@pytest.mark.parametrize("seed", [42, 43, 44])
+def test_counts_per_kind(seed: int, workloads: dict[int, Workload]) -> None:
+    w = workloads[seed]
+    assert len(w.bases) == 20
+    assert len(w.requests) == expected_count() == 240
+    counts = Counter((r.family, r.kind) for r in w.requests)
+    for kind in MATH_KINDS:
+        assert counts["math", kind] == 30
+    for kind in JSON_KINDS:
+        assert counts["json", kind] == 30
+    per_base = Counter((r.base_id, r.kind) for r in w.requests)
+    assert set(per_base.values()) == {3}
+
+
+def test_small_workload_counts() -> None:
+    w = generate_workload(42, bases_per_family=2, k=2)
+    assert len(w.bases) == 4
+    assert len(w.requests) == expected_count(2, 2) == 32
+
+
+def test_deterministic_per_seed() -> None:
+    a, b, c = generate_workload(42), generate_workload(42), generate_workload(43)
+    assert a == b
+    assert [r.prompt for r in a.requests] != [r.prompt for r in c.requests]
+
+
+@pytest.mark.parametrize("seed", [42, 43, 44])
+def test_prompts_unique(seed: int, workloads: dict[int, Workload]) -> None:
+    w = workloads[seed]
+    prompts = [r.prompt for r in (*w.bases, *w.requests)]
+    assert len(set(prompts)) == len(prompts)
+
+
+@pytest.mark.parametrize("seed", [42, 43, 44])
+def test_math_variants_have_unique_linear_solution(
+    seed: int, workloads: dict[int, Workload]
+) -> None:
+    w = workloads[seed]
+    maths = [r for r in (*w.bases, *w.requests) if r.family == "math"]
+    assert maths
+    for r in maths:
+        assert r.equation is not None and r.variable is not None
+        assert r.variable in r.equation
+        assert sympy_solution(r.equation, r.variable) == r.solution
+        assert isinstance(r.solution, Fraction)
+    bases = {r.base_id: r for r in w.bases}
+    for r in maths:
+        base = bases[r.base_id]
+        if r.kind == "constants":
+            assert r.solution != base.solution and r.variable == base.variable
+        if r.kind == "rename":
+            assert r.variable != base.variable and r.solution == base.solution
+        if r.kind in ("rewording", "core"):
+            assert r.equation is not None and r.equation == base.equation
+            assert r.equation in r.prompt
+
+
+def test_sympy_solution_rejects_non_linear() -> None:
+    assert sympy_solution("3(x - 2) = x + 4", "x") == 5
+    assert sympy_solution("x/3 + 1 = 2", "x") == 3
+    with pytest.raises(ValueError):
+        sympy_solution("x*x = 4", "x")
+    with pytest.raises(ValueError):
+        sympy_solution("2x + 1 = 2x + 3", "x")
+
+
+@pytest.mark.parametrize("seed", [42, 43, 44])
+def test_json_variants_have_declared_keys(seed: int, workloads: dict[int, Workload]) -> None:
+    w = workloads[seed]
+    bases = {r.base_id: r for r in w.bases}
+    for r in w.requests:
+        if r.family != "json":
+            continue
+        assert r.keys and len(set(r.keys)) == len(r.keys)
+        assert [k for k, _ in r.types] == list(r.keys)
+        for key, kind in r.types:
+            assert key in r.prompt
+            if not r.core:
+                assert kind in r.prompt
+        base = bases[r.base_id]
+        if r.kind == "key_added":
+            assert set(r.keys) > set(base.keys) and len(r.keys) == len(base.keys) + 1
+        elif r.kind == "key_removed_or_renamed":
+            assert len(r.keys) in (len(base.keys), len(base.keys) - 1)
+            assert set(r.keys) != set(base.keys)
+        elif r.kind == "rewording":
+            assert r.keys == base.keys
+    kinds = Counter(r.detail for r in w.requests if r.kind == "core")
+    assert kinds  # core changes of several sorts
+
+
+def test_workload_is_detected_by_the_builtin_tasks(workloads: dict[int, Workload]) -> None:
+    """Non-core requests must be recognisable by StepCache's tasks (else it could never reuse)."""
+    pytest.importorskip("sympy")
+    from stepcache_core.tasks.json_object import detect_json_spec
+    from stepcache_core.tasks.linear import detect_linear
+
+    w = workloads[42]
+    for r in (*w.bases, *w.requests):
+        if r.core:
+            continue
+        if r.family == "math":
+            spec = detect_linear(r.prompt)
+            assert spec is not None, r.prompt
+            assert spec.solution == r.solution and spec.variable == r.variable
+        else:
+            js = detect_json_spec(r.prompt)
+            assert js is not None, r.prompt
+            assert set(js.keys) == set(r.keys)
+
+
+# ---------------------------------------------------------------------------- checker
+
+
+def _math(solution: Fraction, variable: str = "x") -> Request:
+    return Request(
+        "r", 42, "math", "b", "rewording", "p", variable=variable, equation="", solution=solution
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("x = 5", Fraction(5)),
+        ("Therefore \\(x = -\\frac{3}{7}\\).", Fraction(-3, 7)),
+        ("so the answer is \\(\\boxed{-\\frac{3}{7}}\\)", Fraction(-3, 7)),
+        ("\\[ x = \\frac{-24}{2} = -12 \\]", Fraction(-12)),
+        ("x = 15/3\nx = 5", Fraction(5)),
+        ("The value of x is 7.", Fraction(7)),
+    ],
+)
+def test_final_answer(text: str, value: Fraction) -> None:
+    got = final_answer(text, "x")
+    assert got is not None and got[0] == value
+
+
+def test_final_answer_ignores_non_final_forms() -> None:
+    assert final_answer("x = 3x + 1", "x") is None
+    assert final_answer("y = 4", "x") is None
+    assert final_answer("no answer here", "x") is None
+
+
+def test_check_math_decimals_to_shown_precision() -> None:
+    assert check_math("x = 2.33", _math(Fraction(7, 3))).ok
+    assert check_math("x = 2.3", _math(Fraction(7, 3))).ok
+    assert not check_math("x = 2.4", _math(Fraction(7, 3))).ok
+    assert check_math("n = -4", _math(Fraction(-4), "n")).ok
+
+
+def test_check_math_on_real_model_answers() -> None:
+    rows = [json.loads(line) for line in FIXTURES.read_text().splitlines()]
+    maths = [r for r in rows if r["family"] == "math"]
+    right = sum(
+        check_math(r["output"], _math(Fraction(r["solution"]), r["variable"])).ok for r in maths
+    )
+    assert 0.5 * len(maths) <= right <= 0.9 * len(maths)  # the README: roughly 70 % right
+
+
+def _json(keys: dict[str, str], core: bool = False) -> Request:
+    return Request(
+        "r",
+        42,
+        "json",
+        "b",
+        "core" if core else "key_added",
+        "p",
+        core=core,
+        keys=tuple(keys),
+        types=tuple(keys.items()),
+    )
+
+
+def test_check_json() -> None:
+    req = _json({"name": "string", "age": "integer", "tall": "boolean", "h": "number"})
+    good = '```json\n{"name": "A", "age": 3, "tall": false, "h": 1}\n```'
+    assert check_json(good, req).ok
+    assert check_json('{"name": "A", "age": 3.0, "tall": true, "h": 1.5}', req).ok
+    assert not check_json('{"name": "A", "age": "3", "tall": true, "h": 1}', req).ok
+    assert not check_json('{"name": "A", "age": true, "tall": true, "h": 1}', req).ok
+    assert not check_json('{"name": "A", "age": 3, "tall": true}', req).ok
+    assert not check_json('{"name": "A", "age": 3, "tall": true, "h": 1, "x": 1}', req).ok
+    assert not check_json("name: A", req).ok
+
+
+def test_core_rule() -> None:
+    req = _json({"name": "string"}, core=True)
+    assert check_answer("anything", req, reused_other=False).ok
+    assert not check_answer('{"name": "A"}', req, reused_other=True).ok
+
+
+# ---------------------------------------------------------------------------- metrics
+
+
+def _rec(
+    arm: str, latency: float, tokens: int, path: str, ok: bool = True, cached: bool = False
+) -> Record:
+    return Record(
+        arm=arm,
+        seed=42,
+        request_id="r",
+        family="math",
+        kind="rename",
+        core=False,
+        path=path,
+        latency_s=latency,
+        overhead_s=0.001,
+        backend_s=latency,
+        prompt_tokens=tokens,
+        completion_tokens=tokens,
+        calls=int(tokens > 0),
+        calls_computed=0,
+        correct_task=ok,
+        reason="",
+        integrity=ok,
+        from_cache=cached,
+        reused_other=cached,
+        wrong_served=cached and not ok,
+        fallback_used=False,
+    )
+
+
+def test_percentile_matches_numpy_linear() -> None:
+    assert percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.5
+    assert percentile([5.0], 95) == 5.0
+    assert percentile([], 95) == 0.0
+    assert percentile(list(map(float, range(101))), 95) == 95.0
+
+
+def test_summary_ratios_and_targets() -> None:
+    records = [_rec("no_cache", 10.0, 100, "miss") for _ in range(10)]
+    records += [_rec("stepcache", 0.004, 0, "reuse", cached=True) for _ in range(9)]
+    records.append(_rec("stepcache", 10.0, 100, "miss"))
+    s = summarize(records, ("no_cache", "stepcache"))
+    assert s["arms"]["stepcache"]["paths"] == {
+        "exact": 0,
+        "reuse": 9,
+        "patch": 0,
+        "skip": 0,
+        "miss": 1,
+    }
+    assert s["ratios"]["stepcache"]["tokens"] == pytest.approx(0.1)
+    assert s["ratios"]["stepcache"]["mean"] == pytest.approx((9 * 0.004 + 10) / 100)
+    t = targets(s)
+    assert t["tokens_ratio"]["pass"] is True
+    assert t["mean_latency_ratio"]["pass"] is True
+    assert t["reuse_median_latency_ms"]["measured"] == pytest.approx(4.0)
+    assert t["wrong_served"]["pass"] is True
