@@ -7,7 +7,7 @@ export HF_HUB_OFFLINE := 1
 export ANONYMIZED_TELEMETRY := False
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo bench bench-full test lint unit clean
+.PHONY: install demo bench-full scale test lint clean
 
 install: $(STAMP)
 
@@ -20,7 +20,14 @@ $(STAMP): pyproject.toml constraints.txt
 
 ## The main job: the quick benchmark on the embedded defaults (local Chroma, bundled MiniLM, local model).
 demo: install
-	$(BIN)/stepcache demo
+	$(BIN)/stepcache bench --quick
+
+## The paper-shaped benchmark in full (3 seeds; one to two hours here) and the scale benchmark.
+bench-full: install
+	$(BIN)/stepcache bench --docs docs
+
+scale: install
+	$(BIN)/stepcache scale
 
 ## The tests: lint, types, the pytest suite (unit, integration on real parts, notebooks).
 test: install lint
