@@ -10,7 +10,7 @@ import asyncio
 import logging
 import threading
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
@@ -88,6 +88,21 @@ class _Usage:
         self.seconds += seconds
 
 
+@dataclass(frozen=True, slots=True)
+class _Patchable:
+    """A cached entry whose transferred steps partly verify: worth patching."""
+
+    entry: Entry
+    similarity: float | None
+    steps: list[str]
+    checks: list[Check]
+    failure: str
+
+    @property
+    def passed(self) -> int:
+        return sum(c.ok for c in self.checks)
+
+
 @dataclass(slots=True)
 class _Request:
     """One request's identity and bookkeeping while it flows through the engine."""
@@ -99,6 +114,7 @@ class _Request:
     can_generate: bool  # False in `lookup`: full generations are not allowed
     has_backend: bool
     on_step: StepListener | None = None
+    shape: str | None = None  # the request's shape key, when its task defines one
     usage: _Usage = field(default_factory=_Usage)
     timings: dict[str, float] = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)
@@ -175,6 +191,8 @@ class StepCache:
         self._writer: ThreadPoolExecutor | None = None
         self._writer_lock = threading.Lock()
         self._pending: set[Future[Any]] = set()
+        #: shape key -> exact key of the last reusable entry of that shape (this process only).
+        self._shapes: OrderedDict[str, str] = OrderedDict()
 
     # ------------------------------------------------------------------ public API
 
@@ -324,6 +342,8 @@ class StepCache:
 
     def clear(self, namespace: str | None = None, tenant: str | None = None) -> int:
         """Delete cached entries (all, or of one namespace and/or tenant); return how many."""
+        with self._writer_lock:
+            self._shapes.clear()
         return self.store.clear(namespace=namespace, tenant=tenant)
 
     def stats(self) -> dict[str, Any]:
@@ -515,10 +535,24 @@ class StepCache:
                 reason="same prompt cached",
             )
 
-        # 2. Task detection and nearest cached requests in the same scope.
+        # 2. Task detection. A request worded like a recent one (other numbers or variable)
+        #    finds it by its shape key, before any embedding.
         t0 = time.perf_counter()
         detected = self._detect(req.prompt)
         req.timings["detect"] = time.perf_counter() - t0
+        if detected is not None:
+            task, spec = detected
+            req.shape = self._shape_key(req, task, spec)
+            shaped = yield from self._shaped_entry(req)
+            if shaped is not None:
+                t0 = time.perf_counter()
+                verdict = self._evaluate(req, task, spec, shaped, None)
+                req.timings["verify"] = time.perf_counter() - t0
+                if isinstance(verdict, Result):
+                    self._store_behind(req, task, verdict.text, None)
+                    return verdict
+
+        # 3. Nearest cached requests in the same scope (and of the same task).
         vector = yield from self._io(req, "embed", "embedding", self.embedder.embed, req.prompt)
         neighbours: list[Neighbour] = []
         if vector is not None:
@@ -540,57 +574,28 @@ class StepCache:
             return (yield from self._untyped(req, vector, neighbours))
         task, spec = detected
 
-        # 3. Try each close neighbour as a template: compare, transfer, verify.
+        # 4. Try each close neighbour as a template: compare, transfer, verify.
         t0 = time.perf_counter()
-        best: tuple[Neighbour, list[str], list[Check], str] | None = None
+        best: _Patchable | None = None
         refusals: list[str] = []
         for n in neighbours:
             if n.similarity < cfg.min_similarity:
                 continue
-            cached_spec = task.detect(n.entry.prompt)
-            if cached_spec is None:
-                continue
-            delta = text_delta.merge(
-                text_delta.analyze(n.entry.prompt, req.prompt),
-                task.compare(n.entry.prompt, cached_spec, req.prompt, spec),
-            )
-            if delta.core:
-                refusals.append(delta.reason)
-                continue
-            steps = task.transfer_steps(n.entry.steps, cached_spec, spec)
-            checks = task.verify(steps, cached_spec, spec)
-            failing = [(i, c) for i, c in enumerate(checks) if not c.ok]
-            if not failing:
-                text = task.stitch(steps)
-                integrity = task.integrity(text, spec)
-                if integrity.ok:
-                    req.timings["verify"] = time.perf_counter() - t0
-                    self._store_behind(req, task, text, vector)
-                    outcomes = tuple(StepOutcome(s, StepOrigin.REUSED) for s in steps)
-                    return Result(
-                        text,
-                        Path.REUSE,
-                        outcomes,
-                        task=task.name,
-                        similarity=n.similarity,
-                        cached_prompt=n.entry.prompt,
-                        verified=True,
-                        reason=f"every step verified ({', '.join(sorted(delta.kinds)) or 'same'})",
-                    )
-                failure = f"every step verified but the whole answer did not: {integrity.reason}"
-            else:
-                i, check = failing[0]
-                failure = f"step {i + 1} of {len(checks)} failed: {check.reason}"
-            if not task.worth_patching(checks):
-                refusals.append(f"{len(failing)}/{len(checks)} steps fail: reuse would not pay")
-                continue
-            if best is None or _passed(checks) > _passed(best[2]):
-                best = (n, steps, checks, failure)
+            verdict = self._evaluate(req, task, spec, n.entry, n.similarity)
+            if isinstance(verdict, Result):
+                req.timings["verify"] = time.perf_counter() - t0
+                self._store_behind(req, task, verdict.text, vector)
+                return verdict
+            if isinstance(verdict, str):
+                refusals.append(verdict)
+            elif verdict is not None and (best is None or verdict.passed > best.passed):
+                best = verdict
         req.timings["verify"] = time.perf_counter() - t0
 
         if best is not None:
-            n, steps, checks, failure = best
-            repaired = yield from self._repair(req, task, spec, steps, checks, failure)
+            repaired = yield from self._repair(
+                req, task, spec, best.steps, best.checks, best.failure
+            )
             if repaired is not None:
                 outcomes, text, used_fallback = repaired
                 yield from self._store(req, task, text, vector, verified=True)
@@ -599,19 +604,79 @@ class StepCache:
                     Path.PATCH,
                     outcomes,
                     task=task.name,
-                    similarity=n.similarity,
-                    cached_prompt=n.entry.prompt,
+                    similarity=best.similarity,
+                    cached_prompt=best.entry.prompt,
                     fallback_used=used_fallback,
                     verified=True,
-                    reason=failure,
+                    reason=best.failure,
                 )
-            refusals.append(f"patching failed every attempt ({failure})")
+            refusals.append(f"patching failed every attempt ({best.failure})")
 
         path = Path.SKIP if refusals else Path.MISS
         if not req.can_generate:
             return None
         reason = "; ".join(refusals) if refusals else "no cached request of this task nearby"
         return (yield from self._generate_verified(req, task, spec, vector, path, reason))
+
+    def _evaluate(
+        self, req: _Request, task: Task[Any], spec: Any, entry: Entry, similarity: float | None
+    ) -> Result | _Patchable | str | None:
+        """Judge one cached entry as a template for the request: a reuse Result, a patchable
+        plan, a refusal reason, or None when the entry is not of this task at all."""
+        cached_spec = task.detect(entry.prompt)
+        if cached_spec is None:
+            return None
+        delta = text_delta.merge(
+            text_delta.analyze(entry.prompt, req.prompt),
+            task.compare(entry.prompt, cached_spec, req.prompt, spec),
+        )
+        if delta.core:
+            return delta.reason
+        steps = task.transfer_steps(entry.steps, cached_spec, spec)
+        checks = task.verify(steps, cached_spec, spec)
+        failing = [(i, c) for i, c in enumerate(checks) if not c.ok]
+        if not failing:
+            text = task.stitch(steps)
+            integrity = task.integrity(text, spec)
+            if integrity.ok:
+                return Result(
+                    text,
+                    Path.REUSE,
+                    tuple(StepOutcome(s, StepOrigin.REUSED) for s in steps),
+                    task=task.name,
+                    similarity=similarity,
+                    cached_prompt=entry.prompt,
+                    verified=True,
+                    reason=f"every step verified ({', '.join(sorted(delta.kinds)) or 'same'})",
+                )
+            failure = f"every step verified but the whole answer did not: {integrity.reason}"
+        else:
+            i, check = failing[0]
+            failure = f"step {i + 1} of {len(checks)} failed: {check.reason}"
+        if not task.worth_patching(checks):
+            return f"{len(failing)}/{len(checks)} steps fail: reuse would not pay"
+        return _Patchable(entry, similarity, steps, checks, failure)
+
+    def _shape_key(self, req: _Request, task: Task[Any], spec: Any) -> str | None:
+        shape = task.shape(req.prompt, spec)
+        if shape is None:
+            return None
+        return entry_key(req.namespace, req.tenant, req.context, f"{task.name}\x00{shape}")
+
+    def _shaped_entry(self, req: _Request) -> Generator[Effect, Any, Entry | None]:
+        """The last stored entry of the request's shape, re-read from the store so that clear,
+        eviction and TTL apply (an exact read by key: no embedding, no vector search)."""
+        if req.shape is None:
+            return None
+        with self._writer_lock:
+            key = self._shapes.get(req.shape)
+        if key is None:
+            return None
+        entry = yield from self._io(req, "lookup", "shape lookup", self.store.get, key)
+        if entry is None:
+            with self._writer_lock:
+                self._shapes.pop(req.shape, None)
+        return entry
 
     def _untyped(self, req: _Request, vector: Any, neighbours: list[Neighbour]) -> Flow:
         """Prompts no task recognises: exact reuse only, unless semantic reuse is opted in."""
@@ -752,14 +817,14 @@ class StepCache:
             req.timings[key] = req.timings.get(key, 0.0) + time.perf_counter() - t0
 
     def _store_behind(self, req: _Request, task: Task[Any], text: str, vector: Any) -> None:
-        """Store a reused answer off the request path: serving it does not wait for the write."""
-        if vector is None:
-            return
+        """Store a reused answer off the request path: serving it does not wait for the write (nor
+        for its embedding, when the reuse needed none)."""
         with self._writer_lock:
             if self._writer is None:
                 self._writer = ThreadPoolExecutor(1, thread_name_prefix="stepcache-store")
             # A detached copy of the request: the write's timings are not the served request's.
             detached = _Request(req.prompt, req.namespace, req.tenant, req.context, False, False)
+            detached.shape = req.shape
             future = self._writer.submit(_drain, self._store(detached, task, text, vector, True))
             self._pending.add(future)
         future.add_done_callback(self._written)
@@ -802,7 +867,19 @@ class StepCache:
             if vector is None:
                 return None
         written = yield from self._io(req, "store", "store write", _put, self.store, entry, vector)
-        return entry if written else None
+        if not written:
+            return None
+        if entry.reusable and req.shape is not None:
+            with self._writer_lock:
+                self._shapes[req.shape] = entry.key
+                self._shapes.move_to_end(req.shape)
+                while len(self._shapes) > _MAX_SHAPES:
+                    self._shapes.popitem(last=False)
+        return entry
+
+
+#: How many shape keys one StepCache remembers (an in-process index, a few MB at most).
+_MAX_SHAPES = 50_000
 
 
 def _put(store: StepStore, entry: Entry, vector: Any) -> bool:

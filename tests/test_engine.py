@@ -386,3 +386,24 @@ def test_async_on_step_streams_too() -> None:
 
     text = asyncio.run(run())
     assert "".join(got) == text == multiples_answer(4, 5)
+
+
+def test_a_request_shaped_like_a_cached_one_is_reused_without_an_embedding() -> None:
+    from model_fakes import fake_model
+
+    from stepcache_core import LinearEquationTask
+
+    embedder = CountingEmbedder()
+    cache = StepCache(InMemoryStore(), embedder=embedder, tasks=[LinearEquationTask()])
+    model = fake_model()
+    cache.generate("Solve 3x + 5 = 20 for x.", model)
+    before = embedder.calls
+    renamed = cache.generate("Solve 3y + 5 = 20 for y.", model)
+    assert renamed.path is Path.REUSE and renamed.similarity is None
+    assert "embed" not in renamed.timings and "search" not in renamed.timings
+    cache.flush()  # the reused answer is stored (and embedded) in the background
+    assert embedder.calls == before + 1 and cache.store.count() == 2
+    reworded = cache.generate("Find x if 3x + 5 = 20.", model)  # another shape: vector search
+    assert reworded.path is Path.REUSE and reworded.similarity is not None
+    cache.clear()
+    assert cache.generate("Solve 3z + 5 = 20 for z.", model).path is Path.MISS

@@ -99,6 +99,12 @@ class Task(ABC, Generic[S]):
     def patch(self, request: PatchRequest[S], generate: Generate) -> list[StepOutcome] | None:
         """Regenerate the failing steps; return every step of the new answer, or None."""
 
+    def shape(self, prompt: str, spec: S) -> str | None:
+        """A key shared by requests worded alike that differ only in details this task adapts
+        (numbers, a variable); lets the engine find a template without an embedding. None: no
+        such key."""
+        return None
+
     def transfer(self, step: str, cached: S, spec: S) -> str:
         """Adapt one cached step to the new request before it is verified (e.g. rename)."""
         return step

@@ -637,6 +637,10 @@ class LinearEquationTask(Task[LinearSpec]):
             )
         return PASS
 
+    def shape(self, prompt: str, spec: LinearSpec) -> str | None:
+        """The prompt with its equation and variable masked (lower-cased, spaces collapsed)."""
+        return _template(prompt, spec)
+
     def kept_prefix(self, checks: Sequence[Check]) -> int:
         """Patches and the fallback keep every step before the first failing one verbatim."""
         return next((i for i, c in enumerate(checks) if not c.ok), len(checks))
