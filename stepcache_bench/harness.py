@@ -214,6 +214,7 @@ class Arm(ABC):
     def serve(self, prompt: str) -> Served: ...
 
     def close(self) -> None:
+        """Finish pending work (before the arm's store is deleted)."""
         return None
 
 
@@ -296,6 +297,9 @@ class StepCacheArm(Arm):
         super().__init__(backend, cache.config.max_tokens)
         self.name = name
         self.cache = cache
+
+    def close(self) -> None:
+        self.cache.flush()  # reused answers are stored in the background
 
     def serve(self, prompt: str) -> Served:
         r = self.cache.generate(prompt, self.backend, namespace=NAMESPACE)

@@ -267,6 +267,8 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> dict[str, Any]:
                 for arm in arms:
                     records.append(measure(arm, req, integrity))
                 progress.step(f"seed {w.seed}: request {i + 1}/{len(w.requests)}")
+            for arm in arms:
+                arm.close()
             computed += table.computed
             model_time += table.seconds()
     finally:

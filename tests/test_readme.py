@@ -1,0 +1,80 @@
+"""The README's Python examples run exactly as written, each in a fresh process and directory."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+#: Sections whose code is a fragment to read, not a program (it names the reader's own classes).
+FRAGMENTS = {"Add your own task"}
+#: Sections that must hold a runnable example, and what its output must show.
+REQUIRED = {
+    "With the core API": ["miss", "reuse"],  # the second request reuses the first one's steps
+    "With LangChain": ["'path': 'reuse'"],
+    "With LlamaIndex": [],
+}
+
+
+def python_blocks(markdown: str) -> list[tuple[str, str]]:
+    """(section heading, code) for every ```python block, in order."""
+    blocks: list[tuple[str, str]] = []
+    section = ""
+    lines = markdown.splitlines()
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        heading = re.match(r"#{1,6}\s+(.*\S)", line)
+        if heading:
+            section = heading.group(1)
+        fence = re.match(r"(\s*)(`{3,})\s*python\s*$", line)
+        if fence:
+            body: list[str] = []
+            i += 1
+            while i < len(lines) and lines[i].strip() != fence.group(2):
+                body.append(lines[i])
+                i += 1
+            blocks.append((section, "\n".join(body) + "\n"))
+        i += 1
+    return blocks
+
+
+BLOCKS = python_blocks(README.read_text(encoding="utf-8"))
+
+
+def test_readme_has_the_examples() -> None:
+    sections = [s for s, _ in BLOCKS]
+    for required in REQUIRED:
+        assert sections.count(required) == 1, f"README: one python example under '{required}'"
+    unknown = set(sections) - FRAGMENTS - set(REQUIRED)
+    assert not unknown, f"README python blocks not covered by this test: {sorted(unknown)}"
+
+
+@pytest.mark.model
+@pytest.mark.parametrize(
+    "section, code",
+    [pytest.param(s, c, id=s) for s, c in BLOCKS if s not in FRAGMENTS],
+)
+def test_readme_example_runs_as_written(section: str, code: str, tmp_path: Path) -> None:
+    env = dict(os.environ, HF_HUB_OFFLINE="1", ANONYMIZED_TELEMETRY="False")
+    script = tmp_path / "example.py"
+    script.write_text(code, encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    report = f"--- stdout\n{done.stdout}\n--- stderr\n{done.stderr[-4000:]}"
+    assert done.returncode == 0, f"'{section}' example failed\n{report}"
+    assert done.stdout.strip(), f"'{section}' example printed nothing\n{report}"
+    for expected in REQUIRED.get(section, []):
+        assert expected in done.stdout, f"'{section}' output lacks {expected!r}\n{report}"
