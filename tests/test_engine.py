@@ -6,9 +6,9 @@ import asyncio
 from collections.abc import Sequence
 
 import pytest
-from conftest import HashEmbedder, ScriptedBackend
 from toy_tasks import MultiplesTask, multiples_answer
 
+from conftest import HashEmbedder, ScriptedBackend
 from stepcache_core import (
     CacheConfig,
     Embedder,
