@@ -384,4 +384,4 @@ def test_an_explanation_in_words_is_not_a_verifiable_request() -> None:
     assert (
         task.detect("Explain in plain words, without equations, how to solve 3z + 3 = -3.") is None
     )
-    assert task.detect("Solve 3z + 3 = -3 for z. Only give the final answer.") is not None
+    assert task.detect("Solve 3z + 3 = -3 for z. Show your steps.") is not None

@@ -157,11 +157,25 @@ def test_spec_constants_skeleton_and_cache() -> None:
     assert detect_linear.cache_info().hits == hits + 1
 
 
-def test_output_demands_are_part_of_the_spec() -> None:
-    assert spec_of("Solve 3x + 5 = 21 and round to 2 decimal places").round_to == 2
-    assert "answer_only" in spec_of("Solve 3x + 5 = 20. Just give the answer.").output
-    # an explanation in words cannot be verified: no spec, so only exact repeats are reused
-    assert TASK.detect("Solve 3x + 5 = 20 in words, without equations") is None
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        "Solve 3x + 5 = 21 and round to 2 decimal places",
+        "Solve 3x + 5 = 20. Just give the answer.",
+        "Solve 3x + 5 = 20 for x. Only give the final answer, no explanation.",
+        "Solve 3x + 5 = 21 and give x as a decimal.",
+        "Solve 3x + 5 = 21 and write x as a fraction.",
+        "Solve 3x + 5 = 20 in words, without equations",
+    ],
+)
+def test_answer_formats_the_integrity_check_cannot_enforce_get_no_spec(prompt: str) -> None:
+    # a rounded, bare, decimal, fractional or worded answer is not checked for its format, so
+    # such requests are reused on an exact repeat only, never from another request's steps
+    assert TASK.detect(prompt) is None
+
+
+def test_output_demands_that_stay_verifiable_are_part_of_the_spec() -> None:
+    assert "check" in spec_of("Solve 3x + 5 = 20 and check your answer.").output
     assert spec_of("Solve 3x + 5 = 20").output == frozenset()
 
 
@@ -183,10 +197,9 @@ def test_output_demands_are_part_of_the_spec() -> None:
         ("Solve 3x + 5 = 20 for x.", "Solve 3x + 5 = 20 for x.", set()),
         (
             "Solve 3x + 5 = 20 for x.",
-            "Solve 3x + 5 = 20 for x. Round to 2 decimal places.",
+            "Solve 3x + 5 = 20 for x and check your answer.",
             {DeltaKind.CORE},
         ),
-        ("Solve 3x + 5 = 20 for x.", "Solve 3x + 5 = 20. Only give the answer.", {DeltaKind.CORE}),
     ],
 )
 def test_compare(cached: str, new: str, kinds: set[DeltaKind]) -> None:
@@ -453,13 +466,6 @@ def test_bad_steps_fail(step: str) -> None:
 def test_integrity(text: str, ok: bool, reason: str) -> None:
     check = TASK.integrity(text, spec_of("Solve 3x + 5 = 20 for x"))
     assert check.ok == ok and reason in check.reason
-
-
-def test_integrity_with_rounding() -> None:
-    spec = spec_of("Solve 3x + 5 = 21 and round to 2 decimal places.")
-    assert TASK.integrity("3x = 16\nx = 16/3\nx = 5.33\n", spec).ok
-    assert not TASK.integrity("x = 5.3\n", spec).ok
-    assert not TASK.integrity("x = 5.33\n", spec_of("Solve 3x + 5 = 21")).ok
 
 
 # ---------------------------------------------------------------------------- transfer

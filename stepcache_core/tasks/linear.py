@@ -14,7 +14,6 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 from functools import lru_cache
 
@@ -70,8 +69,8 @@ class LinearSpec:
     `rhs_linear` are their exact ``(coefficient, constant)``; `constants` are the number
     literals with their sign (``3x - 5 = 20`` -> 3, -5, 20); `skeleton` is the equation with
     numbers as ``#`` and the variable as ``v`` (``#v-#=#``); `output` names extra answer-format
-    demands ("decimal", "fraction", "answer_only", "no_equations", "check") and `round_to` a
-    requested rounding.
+    demands the answer still satisfies when verified ("check"; formats it cannot verify, such as
+    a rounded or bare answer, make `detect` return None).
     """
 
     variable: str
@@ -84,7 +83,6 @@ class LinearSpec:
     constants: tuple[Fraction, ...]
     skeleton: str
     output: frozenset[str] = frozenset()
-    round_to: int | None = None
 
     @property
     def plain(self) -> str:
@@ -112,8 +110,9 @@ _NAMED_VAR = re.compile(
     r"(?![A-Za-z'’])",
     re.IGNORECASE,
 )
-#: Answer formats this task cannot verify: such prompts get no spec (exact reuse only).
-_UNVERIFIABLE_OUTPUT = frozenset({"no_equations"})
+#: Answer formats this task's integrity check does not enforce (words only, the bare value, a
+#: decimal or rounded value, a fraction): such prompts get no spec, so only exact repeats reuse.
+_UNVERIFIABLE_OUTPUT = frozenset({"no_equations", "answer_only", "decimal", "fraction"})
 _OUTPUT_TAGS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("decimal", re.compile(r"\bdecimal\b", re.IGNORECASE)),
     ("fraction", re.compile(r"\b(?:as|in)\s+(?:a|an)?\s*(?:\w+\s+)?fraction\b", re.IGNORECASE)),
@@ -264,8 +263,8 @@ def detect_linear(prompt: str) -> LinearSpec | None:
     if _sympy_solution(lhs, rhs, var) != solution:
         return None
     output = frozenset(tag for tag, pattern in _OUTPUT_TAGS if pattern.search(prompt))
-    if _UNVERIFIABLE_OUTPUT & output:
-        return None  # an explanation in words: no verifier here can check that kind of answer
+    if _UNVERIFIABLE_OUTPUT & output or _rounding(prompt) is not None:
+        return None  # an answer format the integrity check does not enforce
     return LinearSpec(
         variable=var,
         equation=written,
@@ -277,7 +276,6 @@ def detect_linear(prompt: str) -> LinearSpec | None:
         constants=constants,
         skeleton=skeleton,
         output=output,
-        round_to=_rounding(prompt),
     )
 
 
@@ -409,14 +407,6 @@ def _solution_numbers(spec: LinearSpec) -> set[Fraction]:
     return {s, Fraction(s.numerator), Fraction(s.denominator)}
 
 
-def _rounded(spec: LinearSpec) -> Fraction | None:
-    if spec.round_to is None:
-        return None
-    q = Decimal(1).scaleb(-spec.round_to)
-    value = Decimal(spec.solution.numerator) / Decimal(spec.solution.denominator)
-    return Fraction(value.quantize(q, rounding=ROUND_HALF_UP))
-
-
 def _relation_problem(rel: Relation, spec: LinearSpec) -> str | None:
     """None when `rel` is linear and true at the solution, else why not."""
     var = spec.variable
@@ -426,10 +416,6 @@ def _relation_problem(rel: Relation, spec: LinearSpec) -> str | None:
         return f"{rel.lhs} = {rel.rhs}: {exc}"
     left, right = a1 * spec.solution + b1, a2 * spec.solution + b2
     if left == right:
-        return None
-    rounded = _rounded(spec)
-    final = is_variable(rel.lhs, var) or is_variable(rel.rhs, var)
-    if rounded is not None and final and rounded in (left, right) and 0 in (a1, a2):
         return None
     if a1 == 0 and a2 == 0:
         return f"{rel.lhs} = {rel.rhs} is false"
@@ -551,11 +537,10 @@ class LinearEquationTask(Task[LinearSpec]):
         """CORE when the answer format asked for differs; else RENAME (other variable), CONSTANTS
         (other equation: same skeleton, other numbers, or other structure) and REWORDING (other
         words around the equation), as they apply."""
-        if cached.output != spec.output or cached.round_to != spec.round_to:
+        if cached.output != spec.output:
             return Delta(
                 frozenset({DeltaKind.CORE}),
-                f"answer format differs: {sorted(cached.output)} vs {sorted(spec.output)}"
-                f", rounding {cached.round_to} vs {spec.round_to}",
+                f"answer format differs: {sorted(cached.output)} vs {sorted(spec.output)}",
             )
         kinds: set[DeltaKind] = set()
         reasons: list[str] = []
@@ -625,12 +610,12 @@ class LinearEquationTask(Task[LinearSpec]):
                 return Check(False, problem)
         for e in reading.expressions:
             value = constant_value(e.text, var) if e.boxed else spec.solution
-            if value not in (spec.solution, _rounded(spec)):
+            if value != spec.solution:
                 return Check(False, f"boxed {e.text} is not the solution {spec.solution_text}")
         final = final_value(reading, var)
         if final is None:
             return Check(False, f"no final '{var} = value' statement (truncated answer?)")
-        if final[0] != spec.solution and final[0] != _rounded(spec):
+        if final[0] != spec.solution:
             return Check(
                 False,
                 f"final answer {var} = {format_fraction(final[0])}, expected {spec.solution_text}",
