@@ -11,6 +11,7 @@ import re
 from fractions import Fraction
 
 import sympy
+
 from conftest import ScriptedBackend
 
 _EQ = re.compile(r"Solve (.+?) for ([a-z])\b")

@@ -19,11 +19,11 @@ from typing import Any
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
-from conftest import HashEmbedder, ScriptedBackend
-from toy_tasks import MultiplesTask, multiples_answer
-
 from stepcache_core import CacheConfig, ChromaStore, Entry, StepCache
 from stepcache_core.store import entry_key
+
+from conftest import HashEmbedder, ScriptedBackend
+from toy_tasks import MultiplesTask, multiples_answer
 
 NAMESPACE = "mp"
 CRASH_DIM = 16
@@ -133,6 +133,7 @@ def run_worker(
 
     with ThreadPoolExecutor(threads) as pool:
         list(pool.map(lambda p: ask(p, "seed"), seeds))
+    cache.flush(timeout=60)  # answers served by reuse are stored in the background
     barrier.wait(timeout=120)
     rng = random.Random(worker)
     rng.shuffle(borrows)

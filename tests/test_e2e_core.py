@@ -14,11 +14,12 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from model_fakes import fake_model
 
 from stepcache_core import ChromaStore, MiniLMEmbedder, StepCache, StepOrigin
 from stepcache_core import Path as P
 from stepcache_core.tasks.jsontext import extract_object
+
+from model_fakes import fake_model
 
 
 @pytest.fixture(scope="module")

@@ -6,9 +6,7 @@ import asyncio
 from collections.abc import Sequence
 
 import pytest
-from toy_tasks import MultiplesTask, multiples_answer
 
-from conftest import HashEmbedder, ScriptedBackend
 from stepcache_core import (
     CacheConfig,
     Embedder,
@@ -20,6 +18,9 @@ from stepcache_core import (
     StepOutcome,
     TaskRegistry,
 )
+
+from conftest import HashEmbedder, ScriptedBackend
+from toy_tasks import MultiplesTask, multiples_answer
 
 
 class CountingEmbedder(Embedder):
@@ -389,9 +390,9 @@ def test_async_on_step_streams_too() -> None:
 
 
 def test_a_request_shaped_like_a_cached_one_is_reused_without_an_embedding() -> None:
-    from model_fakes import fake_model
-
     from stepcache_core import LinearEquationTask
+
+    from model_fakes import fake_model
 
     embedder = CountingEmbedder()
     cache = StepCache(InMemoryStore(), embedder=embedder, tasks=[LinearEquationTask()])

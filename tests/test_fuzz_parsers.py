@@ -13,16 +13,17 @@ from fractions import Fraction
 from typing import Any
 
 import pytest
-from conftest import HashEmbedder, ScriptedBackend
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
-from reliability_workers import linear_backend_answer
 
 from stepcache_core import InMemoryStore, StepCache
 from stepcache_core.store import SCHEMA_VERSION, Entry, _decode, _encode, entry_key
 from stepcache_core.tasks import jsontext, mathtext
 from stepcache_core.tasks.json_object import JsonObjectTask, detect_json_spec
 from stepcache_core.tasks.linear import LinearEquationTask, detect_linear, fallback_lines
+
+from conftest import HashEmbedder, ScriptedBackend
+from reliability_workers import linear_backend_answer
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 LINEAR = LinearEquationTask()

@@ -13,7 +13,6 @@ from fractions import Fraction
 
 import pytest
 import sympy
-from conftest import HashEmbedder, ScriptedBackend
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from sympy.parsing.sympy_parser import (
@@ -28,6 +27,8 @@ from stepcache_core.tasks.base import Check
 from stepcache_core.tasks.linear import LinearEquationTask
 from stepcache_core.tasks.mathtext import final_value, read_math
 from stepcache_core.tasks.renumber import signed_skeleton
+
+from conftest import HashEmbedder, ScriptedBackend
 
 TASK = LinearEquationTask()
 F = Fraction

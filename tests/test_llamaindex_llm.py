@@ -15,7 +15,6 @@ from pathlib import Path as FsPath
 from typing import Any
 
 import pytest
-from conftest import HashEmbedder
 from llama_index.core import Document, MockEmbedding, Settings, VectorStoreIndex
 from llama_index.core.base.llms.types import (
     ChatMessage,
@@ -44,6 +43,8 @@ from stepcache_core import ChromaStore, Embedder, StepCache
 from stepcache_core.tasks.json_object import detect_json_spec
 from stepcache_core.tasks.linear import LinearSpec, detect_linear
 from stepcache_llamaindex import StepCacheLLM, model_namespace
+
+from conftest import HashEmbedder
 
 # ---------------------------------------------------------------------------- the scripted model
 

@@ -12,12 +12,13 @@ from pathlib import Path as FsPath
 from typing import Any
 
 import pytest
-from conftest import HashEmbedder
 from llama_index.core.base.llms.types import ChatMessage, MessageRole
 
 from stepcache_core import CacheConfig, ChromaStore, StepCache
 from stepcache_core.backends import LlamaCppOptions, LocalModelServer, serve_local_model
 from stepcache_llamaindex import StepCacheLLM, split_chat
+
+from conftest import HashEmbedder
 
 pytestmark = pytest.mark.model
 

@@ -20,11 +20,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from reliability_workers import CRASH_DIM, crash_entry
 
 from stepcache_core import ChromaStore
 from stepcache_core.chroma_server import ChromaServer
 from stepcache_core.store import _decode
+
+from reliability_workers import CRASH_DIM, crash_entry
 
 TESTS = Path(__file__).parent
 ROUNDS = 4

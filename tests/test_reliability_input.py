@@ -13,9 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import HashEmbedder, ScriptedBackend
-from reliability_workers import linear_backend_answer, multiples_backend_answer
-from toy_tasks import MultiplesTask, multiples_answer
 
 from stepcache_core import (
     CacheConfig,
@@ -30,6 +27,10 @@ from stepcache_core import Path as CachePath
 from stepcache_core.store import entry_key
 from stepcache_core.tasks.json_object import JsonObjectTask
 from stepcache_core.tasks.linear import LinearEquationTask, detect_linear
+
+from conftest import HashEmbedder, ScriptedBackend
+from reliability_workers import linear_backend_answer, multiples_backend_answer
+from toy_tasks import MultiplesTask, multiples_answer
 
 LINEAR = LinearEquationTask()
 JSON_TASK = JsonObjectTask()

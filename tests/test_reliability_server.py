@@ -18,6 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from stepcache_core import ChromaStore, StepCache
+from stepcache_core import Path as CachePath
+from stepcache_core.chroma_server import ChromaServer, free_port
+from stepcache_core.store import _decode, entry_key
+from stepcache_core.tasks.linear import LinearEquationTask, detect_linear
+
 from conftest import HashEmbedder, ScriptedBackend
 from reliability_workers import (
     NAMESPACE,
@@ -30,12 +37,6 @@ from reliability_workers import (
     seed_prompts,
 )
 from toy_tasks import MultiplesTask, multiples_answer
-
-from stepcache_core import ChromaStore, StepCache
-from stepcache_core import Path as CachePath
-from stepcache_core.chroma_server import ChromaServer, free_port
-from stepcache_core.store import _decode, entry_key
-from stepcache_core.tasks.linear import LinearEquationTask, detect_linear
 
 WORKERS = 4
 THREADS = 3
