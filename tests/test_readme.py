@@ -18,7 +18,7 @@ FRAGMENTS = {"Add your own task"}
 REQUIRED = {
     "With the core API": ["miss", "reuse"],  # the second request reuses the first one's steps
     "With LangChain": ["'path': 'reuse'"],
-    "With LlamaIndex": [],
+    "With LlamaIndex": ["'path': 'reuse'"],
 }
 
 
