@@ -9,9 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import HashEmbedder, ScriptedBackend
-from reliability_workers import multiples_backend_answer
-from toy_tasks import MultiplesTask
 
 from stepcache_core import (
     ChromaStore,
@@ -24,6 +21,10 @@ from stepcache_core import (
 )
 from stepcache_core import Path as CachePath
 from stepcache_core.store import SCHEMA_VERSION, entry_key
+
+from conftest import HashEmbedder, ScriptedBackend
+from reliability_workers import multiples_backend_answer
+from toy_tasks import MultiplesTask
 
 
 class Clock:
