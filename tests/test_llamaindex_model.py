@@ -85,5 +85,7 @@ async def test_wrapping_openai_like_patches_with_the_real_model(
     assert sorted(data) == ["age", "color", "name", "owner"] and data["owner"]
 
     chunks = list(llm.stream_chat([SYSTEM, user(owner)]))
-    assert [info(c)["path"] for c in chunks] == ["exact"] * len(chunks)
+    *steps, last = chunks  # one delta per step, then the final response with `raw`
+    assert info(last)["path"] == "exact" and all(c.raw is None for c in steps)
+    assert "".join(c.delta or "" for c in chunks) == last.message.content
     assert chunks[-1].message.content == chat.message.content
