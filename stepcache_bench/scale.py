@@ -4,12 +4,13 @@
     stepcache scale --sizes 1000 10000    # smaller
 
 One embedded Chroma store (on disk, in a temporary directory unless --store-dir) is filled with
-synthetic requests through `ChromaStore.put` (one upsert per request, the engine's own write path),
+synthetic requests through `ChromaStore.put` (the engine's own write path: the vector into the
+scope's collection, then the entry's row into the main collection),
 with random unit vectors (384 dimensions, like MiniLM) from a cheap deterministic embedder, so the
 model's embedding cost is not part of the figures. At each size it times `StepCache.lookup`:
 
-- nearest: a prompt that is not cached (exact-key miss, embedding, filtered nearest-neighbour query,
-  template decisions) -- the path every new request takes;
+- nearest: a prompt that is not cached (exact-key miss, embedding, nearest-neighbour query in
+  the scope's vector collection, template decisions) -- the path every new request takes;
 - exact: a cached prompt (exact-key hit).
 
 Filling 100k entries one upsert at a time takes over an hour here (tens of ms per Chroma upsert),
@@ -155,20 +156,50 @@ class _Collection:
 
 
 class _Client:
-    """Wraps a chromadb client so that `ChromaStore(client=...)` gets a `_Collection`."""
+    """Wraps a chromadb client so that `ChromaStore(client=...)` gets `_Collection`s.
+
+    The store opens several collections (main rows, scope registry, one per scope for vectors);
+    each is wrapped once, and `capture`/`flush` apply to all of them.
+    """
 
     def __init__(self, real: Any) -> None:
         self._real = real
-        self.collection: _Collection | None = None
+        self.collections: dict[str, _Collection] = {}
+        self.capturing = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+    def _wrap(self, real: Any) -> _Collection:
+        wrapped = self.collections.get(real.name)
+        if wrapped is None:
+            wrapped = self.collections[real.name] = _Collection(real)
+        wrapped.capturing = self.capturing
+        return wrapped
 
     def get_or_create_collection(self, *args: Any, **kwargs: Any) -> _Collection:
-        self.collection = _Collection(self._real.get_or_create_collection(*args, **kwargs))
-        return self.collection
+        return self._wrap(self._real.get_or_create_collection(*args, **kwargs))
+
+    def get_collection(self, *args: Any, **kwargs: Any) -> _Collection:
+        return self._wrap(self._real.get_collection(*args, **kwargs))
+
+    def capture(self, on: bool) -> None:
+        self.capturing = on
+        for collection in self.collections.values():
+            collection.capturing = on
+
+    def flush(self) -> None:
+        """Send the captured upserts, vectors before rows (the store's own write order)."""
+        for collection in sorted(self.collections.values(), key=lambda c: c.name == _MAIN):
+            collection.flush()
+
+
+_MAIN = f"scale-{RandomUnitEmbedder.name}"  # the main collection of the store `run` makes
 
 
 def _bulk_put(
     store: ChromaStore,
-    collection: _Collection,
+    client: _Client,
     entries: Any,
     embedder: Embedder,
     bar: Any,
@@ -176,21 +207,21 @@ def _bulk_put(
 ) -> None:
     """`store.put` every entry, its upserts sent to Chroma `batch` at a time."""
     pending = 0
-    collection.capturing = True
+    client.capture(True)
     try:
         for e in entries:
             store.put(e, embedder.embed(e.prompt))
             pending += 1
             if pending == batch:
-                collection.flush()
+                client.flush()
                 if bar is not None:
                     bar.update(pending)
                 pending = 0
-        collection.flush()
+        client.flush()
         if bar is not None and pending:
             bar.update(pending)
     finally:
-        collection.capturing = False
+        client.capture(False)
 
 
 def run(
@@ -207,8 +238,6 @@ def run(
         )
     )
     store = ChromaStore(client=client, collection="scale", embedder_name=embedder.name)
-    assert client.collection is not None
-    collection = client.collection
     cache = StepCache(store, embedder=embedder)
     rows: list[dict[str, Any]] = []
     filled = 0
@@ -224,9 +253,7 @@ def run(
         # inserted one put at a time to measure the engine's real write path at this size.
         bulk = max(n_new - single, 0)
         t0 = time.perf_counter()
-        _bulk_put(
-            store, collection, (_entry(i) for i in range(filled, filled + bulk)), embedder, bar
-        )
+        _bulk_put(store, client, (_entry(i) for i in range(filled, filled + bulk)), embedder, bar)
         bulk_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         for i in range(filled + bulk, size):

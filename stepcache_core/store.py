@@ -1,10 +1,11 @@
 """Where cached requests and their steps live: the StepStore protocol, Chroma and in-memory stores.
 
 One record per cached request. Its steps travel inside the same record (a JSON document carrying a
-sha256 digest of its content), so a write is a single upsert: a reader sees the whole entry or none
-of it, never a request without its steps, and a damaged document reads as absent. Vectors are
-explicit (``embedding_function=None``); the namespace and context filters run inside the query
-(``where=``), never after it.
+sha256 digest of its content), so an entry is written by a single upsert of that record: a reader
+sees the whole entry or none of it, never a request without its steps, and a damaged document
+reads as absent. Vectors are explicit (``embedding_function=None``). Scope isolation is
+structural: the vectors of each scope (namespace, tenant, context, task) live in a collection of
+their own, so a similarity query runs without a metadata filter and cannot reach another scope.
 
 Bounds live in the store, the one place every process's writes pass through: ``max_entries``
 (eviction of the least recently *created* entries) and ``ttl_seconds`` (expired entries are neither
@@ -17,12 +18,14 @@ import hashlib
 import json
 import logging
 import math
+import re
 import socket
 import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -31,9 +34,10 @@ from stepcache_core.errors import ConfigError, SchemaVersionError, StoreError
 log = logging.getLogger("stepcache")
 T = TypeVar("T")
 
-#: Version of the stored layout (key derivation, document and metadata fields). Version 2: keys
-#: hash a JSON array (injective), documents carry a sha256 digest of their content.
-SCHEMA_VERSION = 2
+#: Version of the stored layout (key derivation, document and metadata fields, collections).
+#: Version 2: keys hash a JSON array (injective), documents carry a sha256 digest of their
+#: content. Version 3: vectors live in one collection per scope; the main collection keeps rows.
+SCHEMA_VERSION = 3
 _SCHEMA_KEY = "stepcache_schema"
 
 
@@ -235,6 +239,15 @@ def _cosine(a: Sequence[float], b: Sequence[float]) -> float:
 class ChromaStore(StepStore):
     """Chroma-backed store: embedded on disk by default, or a Chroma server when `host` is given.
 
+    Layout (schema version 3): one *main* collection holds every entry, keyed by its exact key
+    (documents and metadata; a 1-d placeholder vector), and serves `get`, `count`, `clear`,
+    eviction and TTL. Each scope (namespace, tenant, context, task) has its own *scope*
+    collection holding only the vectors of its reusable entries, keyed by the same exact key, so
+    a similarity query needs no metadata filter and can only ever see its own scope's entries.
+    A small *registry* collection maps each scope collection to its scope. `nearest` queries the
+    scope collection, then reads the hits' documents from the main collection by id and checks
+    them again (digest, scope, TTL): the main row is the entry's one source of truth.
+
     A ``PersistentClient`` is not safe across processes: several processes (or machines) share one
     cache through a Chroma server (``chroma run --path DIR --host 127.0.0.1 --port N``) and
     ``host=``/``port=``. A server that is down when the store is made, or that goes away later,
@@ -279,8 +292,12 @@ class ChromaStore(StepStore):
         self._retry_seconds = retry_seconds
         self._embedder_name = embedder_name
         self._name = f"{collection}-{_slug(embedder_name)}"
+        self._registry_name = f"stepcache-registry-{_hash([self._name])[:40]}"
         self._client: Any = client
         self._collection_handle: Any = None
+        self._registry_handle: Any = None
+        self._scopes: dict[str, Any] = {}  # scope collection name -> handle (this process)
+        self._registered: set[str] = set()  # scope collections this process put in the registry
         self._lock = threading.Lock()
         self._next_attempt = 0.0
         self._last_purge = -math.inf
@@ -324,26 +341,25 @@ class ChromaStore(StepStore):
                 self._path.mkdir(parents=True, exist_ok=True)
                 client = chromadb.PersistentClient(path=str(self._path), settings=settings)
             self._client = client
-        handle = self._client.get_or_create_collection(
-            self._name,
-            embedding_function=None,
-            configuration={"hnsw": {"space": "cosine"}},
-            metadata={_SCHEMA_KEY: SCHEMA_VERSION, "embedder": self._embedder_name},
-        )
-        found = (handle.metadata or {}).get(_SCHEMA_KEY)
-        if found != SCHEMA_VERSION:
-            raise SchemaVersionError(
-                f"collection {self._name!r} has StepCache schema version {found!r}; this "
-                f"StepCache reads and writes version {SCHEMA_VERSION} only and will not guess. "
-                "Use another collection name, or delete the collection (chroma CLI, or "
-                "client.delete_collection) to start an empty cache."
-            )
+        handle = self._open(self._name, "l2")
+        self._registry_handle = self._open(self._registry_name, "l2", main=self._name)
         self._collection_handle = handle
+        return handle
+
+    def _open(self, name: str, space: str, **extra: str) -> Any:
+        """Get or create a collection of this store and check its schema version."""
+        handle = self._client.get_or_create_collection(
+            name,
+            embedding_function=None,
+            configuration={"hnsw": {"space": space}},
+            metadata={_SCHEMA_KEY: SCHEMA_VERSION, "embedder": self._embedder_name, **extra},
+        )
+        _check_schema(name, handle)
         return handle
 
     @property
     def _collection(self) -> Any:
-        """The collection, connecting (or reconnecting to a server) when needed."""
+        """The main collection, connecting (or reconnecting to a server) when needed."""
         handle = self._collection_handle
         if handle is not None:
             return handle
@@ -366,18 +382,95 @@ class ChromaStore(StepStore):
                     f"chroma server {self._host}:{self._port} unreachable: {exc}"
                 ) from exc
 
-    def _run(self, what: str, op: Callable[[Any], T]) -> T:
-        """Run `op` on the collection; a server that went away is reconnected to on a later call."""
-        collection = self._collection
+    def _guard(self, what: str, fn: Callable[[], T], scope: str | None = None) -> T:
+        """Run `fn`; a server that went away is reconnected to on a later call."""
         try:
-            return op(collection)
+            return fn()
         except Exception as exc:
+            if scope is not None and _not_found(exc):
+                # A scope collection dropped behind this process's back: look it up again later.
+                self._scopes.pop(scope, None)
+                self._registered.discard(scope)
+                raise StoreError(f"chroma {what} failed, scope collection gone: {exc}") from exc
             if self._host is not None and _lost_server(exc):
                 with self._lock:
                     self._collection_handle = None
+                    self._registry_handle = None
+                    self._scopes.clear()
+                    self._registered.clear()
                     self._client = None
                 raise StoreError(f"chroma {what} failed, server unreachable: {exc}") from exc
             raise
+
+    def _run(self, what: str, op: Callable[[Any], T]) -> T:
+        """Run `op` on the main collection."""
+        collection = self._collection
+        return self._guard(what, lambda: op(collection))
+
+    def _registry(self, what: str, op: Callable[[Any], T]) -> T:
+        """Run `op` on the registry collection."""
+        self._collection  # noqa: B018 - connects when needed
+        registry = self._registry_handle
+        if registry is None:
+            raise StoreError("chroma registry unavailable (reconnecting)")
+        return self._guard(what, lambda: op(registry))
+
+    def _scope(self, name: str) -> Any | None:
+        """The scope collection `name`, or None when no process has created it yet."""
+        handle = self._scopes.get(name)
+        if handle is not None:
+            return handle
+        self._collection  # noqa: B018 - connects when needed
+        client = self._client
+
+        def fetch() -> Any:
+            try:
+                return client.get_collection(name, embedding_function=None)
+            except Exception as exc:
+                if _not_found(exc):
+                    return None
+                raise
+
+        handle = self._guard("open scope", fetch)
+        if handle is not None:
+            _check_schema(name, handle)
+            if (handle.metadata or {}).get("main") != self._name:
+                raise StoreError(f"collection {name!r} is not a scope of {self._name!r}")
+            self._scopes[name] = handle
+        return handle
+
+    def _scope_for_write(self, name: str, entry: Entry) -> Any:
+        """The scope collection `name`, registered and created first when needed."""
+        if name not in self._registered:
+            meta = {
+                "namespace": entry.namespace,
+                "tenant": entry.tenant,
+                "context": entry.context,
+                "task": entry.task or "",
+                "group": self._group(entry.namespace, entry.tenant, entry.context),
+                _SCHEMA_KEY: SCHEMA_VERSION,
+            }
+            self._registry(
+                "register scope",
+                lambda r: r.upsert(ids=[name], embeddings=[_placeholder(name)], metadatas=[meta]),
+            )
+            self._registered.add(name)
+        handle = self._scopes.get(name)
+        if handle is None:
+            self._collection  # noqa: B018 - connects when needed
+            handle = self._guard(
+                "create scope", lambda: self._open(name, "cosine", main=self._name)
+            )
+            self._scopes[name] = handle
+        return handle
+
+    def _scope_name(self, namespace: str, tenant: str, context: str, task: str | None) -> str:
+        """The scope collection of a scope: a hash, so any strings give a valid, short name."""
+        return f"stepcache-scope-{_hash([self._name, namespace, tenant, context, task or ''])[:40]}"
+
+    def _group(self, namespace: str, tenant: str, context: str) -> str:
+        """The registry key of a scope without its task (queries for any task)."""
+        return _hash([self._name, namespace, tenant, context])[:40]
 
     # ---------------------------------------------------------------- StepStore
 
@@ -399,52 +492,124 @@ class ChromaStore(StepStore):
         task: str | None,
         k: int = 4,
     ) -> list[Neighbour]:
-        clauses: list[dict[str, Any]] = [
-            {"namespace": namespace},
-            {"tenant": tenant},
-            {"context": context},
-            {"reusable": True},
-        ]
+        if k < 1:
+            return []
         if task is not None:
-            clauses.append({"task": task})
-        cutoff = self.bounds.cutoff(self._clock())
-        if cutoff is not None:
-            clauses.append({"created_at": {"$gte": cutoff}})
-        where: dict[str, Any] = {"$and": clauses}
-        got = self._run(
-            "query",
-            lambda c: c.query(
-                query_embeddings=[list(vector)],
-                n_results=k,
-                where=where,
-                include=["documents", "metadatas", "distances"],
-            ),
+            names = [self._scope_name(namespace, tenant, context, task)]
+        else:
+            group = self._group(namespace, tenant, context)
+            names = self._registry("registry", lambda r: r.get(where={"group": group}, include=[]))[
+                "ids"
+            ]
+        scopes = [(name, handle) for name in names if (handle := self._scope(name)) is not None]
+        if not scopes:
+            return []
+        query = [list(vector)]
+        n = k
+        while True:
+            # No `where=`: each scope collection holds only its scope's reusable entries.
+            hits: list[tuple[float, str, str]] = []
+            exhausted = True
+            for name, handle in scopes:
+                got = self._search(name, handle, query, n)
+                ids = got["ids"][0]
+                exhausted = exhausted and len(ids) < n
+                hits.extend(
+                    (float(d), key, name) for key, d in zip(ids, got["distances"][0], strict=True)
+                )
+            hits.sort()
+            out = self._neighbours(hits, namespace, tenant, context, task, k)
+            # Rows dropped by the checks (expired, stale, damaged) must not hide live ones.
+            if len(out) >= k or exhausted or n >= _MAX_FETCH:
+                return out
+            n = min(n * 4, _MAX_FETCH)
+
+    def _search(self, name: str, handle: Any, query: list[list[float]], n: int) -> Any:
+        """The `n` nearest vectors in one scope collection (no filter)."""
+        search = partial(handle.query, query_embeddings=query, n_results=n, include=["distances"])
+        for pause in (0.01, 0.05, 0.0):
+            try:
+                return self._guard("query", search, scope=name)
+            except Exception as exc:
+                # Chroma (1.5) fails a query that overlaps the first writes into a new collection
+                # ("Error creating hnsw segment reader: Nothing found on disk"): its index is not
+                # on disk yet. Retry briefly; then the scope reads as not written yet.
+                if "Nothing found on disk" not in str(exc):
+                    raise
+                if pause:
+                    time.sleep(pause)
+        log.debug("stepcache: scope collection %s has no index yet, searched as empty", name)
+        return {"ids": [[]], "distances": [[]]}
+
+    def _neighbours(
+        self,
+        hits: Sequence[tuple[float, str, str]],
+        namespace: str,
+        tenant: str,
+        context: str,
+        task: str | None,
+        k: int,
+    ) -> list[Neighbour]:
+        """The entries behind vector hits, read from the main collection and checked again."""
+        keys = list(dict.fromkeys(key for _, key, _ in hits))
+        if not keys:
+            return []
+        got = self._run("get", lambda c: c.get(ids=keys, include=["documents", "metadatas"]))
+        rows = dict(
+            zip(got["ids"], zip(got["documents"], got["metadatas"], strict=True), strict=True)
         )
-        out = []
-        for key, doc, meta, dist in zip(
-            got["ids"][0],
-            got["documents"][0],
-            got["metadatas"][0],
-            got["distances"][0],
-            strict=True,
-        ):
-            entry = _decode(key, doc, meta)
-            if entry is not None and _in_scope(entry, namespace, tenant, context, task):
-                out.append(Neighbour(entry, 1.0 - float(dist)))
+        now = self._clock()
+        out: list[Neighbour] = []
+        seen: set[str] = set()
+        for dist, key, name in hits:
+            row = rows.get(key)
+            if key in seen or row is None:
+                continue  # a vector whose entry is gone (or not yet written): not an entry
+            document, meta = row
+            if not isinstance(meta, dict) or meta.get("scope") != name:
+                continue  # a stale vector: the entry now lives elsewhere or is exact-only
+            entry = _decode(key, document, meta)
+            if (
+                entry is None
+                or not _in_scope(entry, namespace, tenant, context, task)
+                or self.bounds.expired(entry.created_at, now)  # TTL: checked after the query
+            ):
+                continue
+            seen.add(key)
+            out.append(Neighbour(entry, 1.0 - dist))
+            if len(out) == k:
+                break
         return out
 
     def put(self, entry: Entry, vector: Sequence[float] | None) -> None:
-        document, meta = _encode(entry, reusable=entry.reusable and vector is not None)
-        # Vector-less entries (exact-only) still need a vector slot in Chroma: a zero-free constant
-        # direction that the `reusable` filter keeps out of every similarity query.
-        dim = len(vector) if vector is not None else self._dimension()
-        emb = list(vector) if vector is not None else [1.0 / math.sqrt(dim)] * dim
+        reusable = entry.reusable and vector is not None
+        scope = (
+            self._scope_name(entry.namespace, entry.tenant, entry.context, entry.task)
+            if reusable
+            else ""
+        )
+        document, meta = _encode(entry, reusable=reusable, scope=scope)
+        before = self._run("get", lambda c: c.get(ids=[entry.key], include=["metadatas"]))
+        old = _scope_of(before["metadatas"][0]) if before["ids"] else ""
+        # Write order (see docs/reliability.md): the vector first, then the main row, which is
+        # the commit. A crash in between leaves a vector without an entry, which no reader
+        # returns; a visible reusable entry always has its vector.
+        if reusable:
+            assert vector is not None
+            handle = self._scope_for_write(scope, entry)
+            emb = [list(vector)]
+            self._guard("upsert", lambda: handle.upsert(ids=[entry.key], embeddings=emb), scope)
         self._run(
             "upsert",
             lambda c: c.upsert(
-                ids=[entry.key], embeddings=[emb], documents=[document], metadatas=[meta]
+                ids=[entry.key],
+                embeddings=[_placeholder(entry.key)],
+                documents=[document],
+                metadatas=[meta],
             ),
         )
+        if old and old != scope:  # the entry moved scope (another task) or became exact-only
+            self._delete_vectors(old, [entry.key])
         self._enforce_bounds()
 
     def _enforce_bounds(self) -> None:
@@ -452,7 +617,11 @@ class ChromaStore(StepStore):
         cutoff = self.bounds.cutoff(now)
         if cutoff is not None and now - self._last_purge >= self.bounds.purge_interval():
             self._last_purge = now
-            self._run("purge", lambda c: c.delete(where={"created_at": {"$lt": cutoff}}))
+            got = self._run(
+                "purge scan",
+                lambda c: c.get(where={"created_at": {"$lt": cutoff}}, include=["metadatas"]),
+            )
+            self._delete_entries(list(zip(got["ids"], got["metadatas"], strict=True)))
         limit = self.bounds.max_entries
         if limit is None or self._run("count", lambda c: c.count()) <= limit:
             return
@@ -461,18 +630,31 @@ class ChromaStore(StepStore):
             zip(got["ids"], got["metadatas"], strict=True),
             key=lambda row: (_created_at(row[1]), row[0]),
         )
-        doomed = [key for key, _ in order[: len(order) - self.bounds.low_water()]]
-        self._delete(doomed)
+        self._delete_entries(order[: len(order) - self.bounds.low_water()])
 
-    def _dimension(self) -> int:
-        got = self._run("get", lambda c: c.get(limit=1, include=["embeddings"]))
-        embs = got.get("embeddings")
-        return len(embs[0]) if embs is not None and len(embs) else 384
+    def _delete_entries(self, rows: Sequence[tuple[str, Any]]) -> None:
+        """Delete entries: their vectors first, then their main rows (see docs/reliability.md)."""
+        by_scope: dict[str, list[str]] = {}
+        for key, meta in rows:
+            scope = _scope_of(meta)
+            if scope:
+                by_scope.setdefault(scope, []).append(key)
+        for scope, keys in by_scope.items():
+            self._delete_vectors(scope, keys)
+        self._delete([key for key, _ in rows])
+
+    def _delete_vectors(self, scope: str, keys: Sequence[str]) -> None:
+        handle = self._scope(scope)
+        if handle is None:
+            return
+        for start in range(0, len(keys), _CHUNK):
+            chunk = list(keys[start : start + _CHUNK])
+            self._guard("delete", partial(handle.delete, ids=chunk), scope)
 
     def _delete(self, ids: Sequence[str]) -> None:
-        for start in range(0, len(ids), 5000):
-            chunk = list(ids[start : start + 5000])
-            self._run("delete", lambda c, chunk=chunk: c.delete(ids=chunk))  # type: ignore[misc]
+        for start in range(0, len(ids), _CHUNK):
+            chunk = list(ids[start : start + _CHUNK])
+            self._run("delete", lambda c: c.delete(ids=chunk))  # noqa: B023 - called at once
 
     def clear(self, namespace: str | None = None, tenant: str | None = None) -> int:
         clauses = [
@@ -481,6 +663,13 @@ class ChromaStore(StepStore):
         where: dict[str, Any] | None = (
             None if not clauses else clauses[0] if len(clauses) == 1 else {"$and": clauses}
         )
+        # Every vector of a matching scope goes (orphans of crashed writes too), then the rows.
+        scopes = self._registry("registry", lambda r: r.get(where=where, include=[]))["ids"]
+        for scope in scopes:
+            handle = self._scope(scope)
+            if handle is not None:
+                keys = self._guard("scan", partial(handle.get, include=[]), scope)["ids"]
+                self._delete_vectors(scope, keys)
         ids = self._run("get", lambda c: c.get(where=where, include=[]))["ids"]
         self._delete(ids)
         return len(ids)
@@ -490,6 +679,40 @@ class ChromaStore(StepStore):
             return int(self._run("count", lambda c: c.count()))
         got = self._run("get", lambda c: c.get(where={"namespace": namespace}, include=[]))
         return len(got["ids"])
+
+
+#: Most vector hits one similarity query fetches per scope while looking past dropped rows.
+_MAX_FETCH = 256
+_CHUNK = 5000
+_SCOPE_NAME = re.compile(r"stepcache-scope-[0-9a-f]{40}")
+
+
+def _check_schema(name: str, handle: Any) -> None:
+    found = (handle.metadata or {}).get(_SCHEMA_KEY)
+    if found != SCHEMA_VERSION:
+        raise SchemaVersionError(
+            f"collection {name!r} has StepCache schema version {found!r}; this "
+            f"StepCache reads and writes version {SCHEMA_VERSION} only and will not guess. "
+            "Use another collection name, or delete the collection (chroma CLI, or "
+            "client.delete_collection) to start an empty cache."
+        )
+
+
+def _hash(parts: Sequence[str]) -> str:
+    raw = json.dumps(list(parts), ensure_ascii=False)
+    return hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _placeholder(key: str) -> list[float]:
+    """The 1-d vector of a main or registry row: spread by key (identical points slow HNSW)."""
+    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()
+    return [int.from_bytes(digest[:4], "big") / 2**32]
+
+
+def _scope_of(meta: Any) -> str:
+    """The scope collection a main row names ("" for none, or for anything but a scope name)."""
+    scope = meta.get("scope") if isinstance(meta, dict) else None
+    return scope if isinstance(scope, str) and _SCOPE_NAME.fullmatch(scope) else ""
 
 
 def _set_timeout(client: Any, timeout: float | None) -> None:
@@ -509,6 +732,11 @@ def _lost_server(exc: BaseException) -> bool:
 
     if isinstance(exc, httpx.TransportError | ConnectionError | TimeoutError):
         return True
+    return _not_found(exc)
+
+
+def _not_found(exc: BaseException) -> bool:
+    """Whether `exc` says a collection does not exist."""
     return "NotFound" in type(exc).__name__ or "does not exist" in str(exc)
 
 
@@ -522,8 +750,11 @@ def _digest(prompt: str, answer: str, steps: Sequence[str], payload: str | None)
     return hashlib.sha256(body.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def _encode(entry: Entry, *, reusable: bool) -> tuple[str, dict[str, Any]]:
-    """A Chroma document and metadata for `entry`: the whole entry, one record."""
+def _encode(entry: Entry, *, reusable: bool, scope: str = "") -> tuple[str, dict[str, Any]]:
+    """A main-collection document and metadata for `entry`: the whole entry, one record.
+
+    `scope` names the scope collection holding the entry's vector ("" for none).
+    """
     document = json.dumps(
         {
             "prompt": entry.prompt,
@@ -531,6 +762,8 @@ def _encode(entry: Entry, *, reusable: bool) -> tuple[str, dict[str, Any]]:
             "steps": list(entry.steps),
             "payload": entry.payload,
             "sha256": _digest(entry.prompt, entry.answer, entry.steps, entry.payload),
+            # exact: Chroma keeps float metadata to ~16 digits (the metadata copy is for queries)
+            "created_at": float(entry.created_at),
         },
         ensure_ascii=False,
     )
@@ -541,6 +774,7 @@ def _encode(entry: Entry, *, reusable: bool) -> tuple[str, dict[str, Any]]:
         "task": entry.task or "",
         "reusable": reusable,
         "created_at": float(entry.created_at),
+        "scope": scope,
         _SCHEMA_KEY: SCHEMA_VERSION,
     }
     return document, meta
@@ -555,7 +789,7 @@ def _created_at(meta: Any) -> float:
 
 
 def _in_scope(entry: Entry, namespace: str, tenant: str, context: str, task: str | None) -> bool:
-    """The `where=` filter, checked again on the decoded row (defence in depth)."""
+    """The scope of the searched collection, checked again on the decoded row (defence in depth)."""
     return (
         entry.reusable
         and (entry.namespace, entry.tenant, entry.context) == (namespace, tenant, context)
@@ -590,6 +824,9 @@ def _decode(key: str, document: str | None, meta: Any) -> Entry | None:
         if not all(isinstance(f, str) for f in fields) or not isinstance(meta["reusable"], bool):
             raise TypeError("metadata fields have the wrong types")
         created_at = float(meta["created_at"])
+        exact = data.get("created_at")
+        if isinstance(exact, float) and abs(exact - created_at) <= 1e-6 * abs(created_at):
+            created_at = exact
         if math.isnan(created_at):
             raise ValueError("created_at is NaN")
         return Entry(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -173,7 +174,7 @@ def _client(path: Path) -> Any:
     return chromadb.PersistentClient(str(path), Settings(anonymized_telemetry=False))
 
 
-@pytest.mark.parametrize("found", [1, 0, SCHEMA_VERSION + 1, "2", None])
+@pytest.mark.parametrize("found", [1, SCHEMA_VERSION - 1, 0, SCHEMA_VERSION + 1, "2", None])
 def test_older_or_unknown_schema_version_is_refused(tmp_path: Path, found: Any) -> None:
     client = _client(tmp_path)
     meta = {"stepcache_schema": found} if found is not None else {"other": "app"}
@@ -199,3 +200,56 @@ def test_a_row_of_another_schema_version_reads_as_absent(tmp_path: Path) -> None
     store._collection.update(ids=[e.key], metadatas=[{**row, "stepcache_schema": 1}])
     assert store.get(e.key) is None
     assert store.nearest(unit(0), "ns", "", "", "t") == []
+
+
+# ---------------------------------------------------------------------------- scope collections
+
+
+def _vectors(store: ChromaStore, ns: str = "ns", task: str = "t") -> set[str]:
+    """The keys in the vector collection of scope (ns, "", "", task)."""
+    handle = store._scope(store._scope_name(ns, "", "", task))
+    return set() if handle is None else set(handle.get(include=[])["ids"])
+
+
+def test_each_scope_searches_its_own_vectors_only(tmp_path: Path) -> None:
+    store = ChromaStore(tmp_path, embedder_name="test-8d")
+    a, b = entry(0, time.time(), ns="a"), entry(1, time.time(), ns="b")
+    store.put(a, unit(0))
+    store.put(b, unit(0))
+    assert _vectors(store, "a") == {a.key} and _vectors(store, "b") == {b.key}
+    # a vector of another scope's entry planted in a's collection is never returned
+    store._scope(store._scope_name("a", "", "", "t")).upsert(ids=[b.key], embeddings=[unit(0)])
+    assert [n.entry.key for n in store.nearest(unit(0), "a", "", "", None, k=4)] == [a.key]
+    # a vector whose row was never written (a crash between the two writes) is not an entry
+    store._scope(store._scope_name("a", "", "", "t")).upsert(ids=["orphan"], embeddings=[unit(0)])
+    assert [n.entry.key for n in store.nearest(unit(0), "a", "", "", "t", k=4)] == [a.key]
+    assert store.clear(namespace="a") == 1 and _vectors(store, "a") == set()  # orphans too
+    assert [n.entry.key for n in store.nearest(unit(0), "b", "", "", "t")] == [b.key]
+
+
+def test_a_changed_task_or_exact_only_rewrite_moves_or_drops_the_vector(tmp_path: Path) -> None:
+    store = ChromaStore(tmp_path, embedder_name="test-8d")
+    e = entry(0, time.time())
+    store.put(e, unit(0))
+    moved = dataclasses.replace(e, task="u")
+    store.put(moved, unit(0))
+    assert _vectors(store, task="t") == set() and _vectors(store, task="u") == {e.key}
+    assert store.nearest(unit(0), "ns", "", "", "t") == []
+    assert [n.entry.task for n in store.nearest(unit(0), "ns", "", "", None)] == ["u"]
+    store.put(moved, None)  # exact-only now
+    assert _vectors(store, task="u") == set() and store.get(e.key) is not None
+
+
+def test_eviction_ttl_and_clear_remove_vectors_too(tmp_path: Path) -> None:
+    clock = Clock()
+    store = ChromaStore(
+        tmp_path, embedder_name="test-8d", max_entries=3, ttl_seconds=60, clock=clock
+    )
+    for i in range(5):
+        store.put(entry(i, clock.now - 50 + 10 * i), unit(i))
+    assert _vectors(store) == {entry(i, 0).key for i in (2, 3, 4)}
+    clock.now += 45  # 2 and 3 expire; live entries are not hidden behind expired neighbours
+    assert [n.entry.prompt for n in store.nearest(unit(2), "ns", "", "", "t", k=1)] == ["prompt 4"]
+    store.put(entry(5, clock.now), unit(5))
+    assert _vectors(store) == {entry(i, 0).key for i in (4, 5)} and store.count() == 2
+    assert store.clear() == 2 and _vectors(store) == set()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import random
 import re
-import select
+import selectors
 import signal
 import subprocess
 import sys
@@ -48,17 +48,20 @@ def _kill_mid_write(path: Path, port: int, seed: int, delay: float) -> int:
         cwd=TESTS,
     )
     assert proc.stdout is not None
+    # selectors (epoll), not select.select: earlier tests' Chroma stores keep files open, and
+    # select() fails on a descriptor numbered 1024 or above
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ)
     try:
         deadline = time.monotonic() + 60
         line = b""
         while not line.startswith(b"ready"):
-            ready, _, _ = select.select(
-                [proc.stdout], [], [], max(0.0, deadline - time.monotonic())
-            )
+            ready = sel.select(max(0.0, deadline - time.monotonic()))
             assert ready and proc.poll() is None, "crash writer did not start"
             line = proc.stdout.readline()
         time.sleep(delay)
     finally:
+        sel.close()
         proc.send_signal(signal.SIGKILL)
         proc.wait(30)
     reported = [int(m) for m in re.findall(rb"wrote (\d+)", proc.stdout.read())]

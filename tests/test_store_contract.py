@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 import textwrap
@@ -86,6 +87,15 @@ def test_put_get_roundtrip_keeps_every_field(store: StepStore) -> None:
     assert store.get("missing") is None
 
 
+def test_an_entry_reads_back_equal_to_what_was_put(store: StepStore) -> None:
+    e = dataclasses.replace(
+        entry("a"), created_at=1796018027.8444219
+    )  # Chroma metadata: ~16 digits
+    store.put(e, unit(0))
+    assert store.get(e.key) == e
+    assert [n.entry for n in store.nearest(unit(0), "ns", "", "", "t")] == [e]
+
+
 def test_nearest_orders_by_similarity_and_filters_scope(store: StepStore) -> None:
     store.put(entry("a"), unit(0))
     store.put(entry("b"), mixed(0, 1, 0.8))
@@ -140,7 +150,8 @@ def test_chroma_corrupt_row_reads_as_absent(tmp_path: Path) -> None:
     store = ChromaStore(tmp_path, embedder_name="test-8d")
     store.put(entry("a"), unit(0))
     key = entry("a").key
-    store._collection.update(ids=[key], documents=["{not json"], embeddings=[unit(0)])
+    emb = store._collection.get(ids=[key], include=["embeddings"])["embeddings"]  # main row's
+    store._collection.update(ids=[key], documents=["{not json"], embeddings=emb)
     assert store.get(key) is None
     assert store.nearest(unit(0), "ns", "", "", "t") == []
 
