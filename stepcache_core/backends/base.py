@@ -24,6 +24,12 @@ class Backend(ABC):
         return await asyncio.to_thread(self.complete, prompt, max_tokens)
 
 
+def chat_messages(prompt: str, system_prompt: str | None = None) -> list[dict[str, str]]:
+    """OpenAI-style messages for one user turn, after an optional system message."""
+    system = [{"role": "system", "content": system_prompt}] if system_prompt is not None else []
+    return [*system, {"role": "user", "content": prompt}]
+
+
 class FunctionBackend(Backend):
     """Wrap a plain `prompt -> str | Completion` callable (tests, quick scripts, adapters)."""
 

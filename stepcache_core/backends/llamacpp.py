@@ -17,7 +17,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from stepcache_core.backends.base import Backend
+from stepcache_core.backends.base import Backend, chat_messages
 from stepcache_core.backends.model_assets import ModelSpec, resolve_model
 from stepcache_core.errors import BackendError, ConfigError
 from stepcache_core.types import Completion
@@ -233,11 +233,7 @@ class LlamaCppBackend(Backend):
     # -- completion ------------------------------------------------------------------------------
 
     def _messages(self, prompt: str) -> list[dict[str, str]]:
-        messages = []
-        if self.system_prompt is not None:
-            messages.append({"role": "system", "content": self.system_prompt})
-        messages.append({"role": "user", "content": prompt})
-        return messages
+        return chat_messages(prompt, self.system_prompt)
 
     def chat(
         self,

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
-from stepcache_core.backends.base import Backend
+from stepcache_core.backends.base import Backend, chat_messages
 from stepcache_core.errors import BackendError, ConfigError
 from stepcache_core.types import Completion
 
@@ -194,11 +194,7 @@ class OpenAIBackend(Backend):
     # -- requests --------------------------------------------------------------------------------
 
     def _messages(self, prompt: str) -> list[dict[str, str]]:
-        messages = []
-        if self.system_prompt is not None:
-            messages.append({"role": "system", "content": self.system_prompt})
-        messages.append({"role": "user", "content": prompt})
-        return messages
+        return chat_messages(prompt, self.system_prompt)
 
     def _request(
         self,
