@@ -1,6 +1,6 @@
 """StepCache core: step-level reuse of LLM answers with task verifiers and selective patching."""
 
-from stepcache_core.backends.base import Backend, FunctionBackend
+from stepcache_core.backends.base import Backend, FunctionBackend, TextListener
 from stepcache_core.config import CacheConfig
 from stepcache_core.embed import Embedder, MiniLMEmbedder
 from stepcache_core.engine import StepCache, default_cache_dir
@@ -63,6 +63,7 @@ __all__ = [
     "StoreError",
     "Task",
     "TaskRegistry",
+    "TextListener",
     "default_cache_dir",
     "segment_text",
     "stitch_steps",

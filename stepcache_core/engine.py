@@ -23,6 +23,7 @@ from stepcache_core.backends.base import Backend
 from stepcache_core.config import CacheConfig
 from stepcache_core.embed import Embedder, MiniLMEmbedder
 from stepcache_core.errors import InvalidPromptError
+from stepcache_core.segment import segment_text
 from stepcache_core.store import (
     ChromaStore,
     Entry,
@@ -32,7 +33,7 @@ from stepcache_core.store import (
     normalize_prompt,
 )
 from stepcache_core.streaming import StepOrResult, astream_steps, stream_steps
-from stepcache_core.tasks.base import Check, PatchRequest, Task
+from stepcache_core.tasks.base import Assemble, Check, Generate, PatchRequest, Task
 from stepcache_core.tasks.registry import TaskRegistry
 from stepcache_core.types import Completion, Path, Result, StepOrigin, StepOutcome
 
@@ -42,10 +43,14 @@ T = TypeVar("T")
 
 @dataclass(frozen=True, slots=True)
 class _Call:
-    """Ask the backend to complete `prompt`."""
+    """Ask the backend to complete `prompt`; with `assemble`, its verified steps may be streamed
+    as they are written (`task` None: an untyped answer, streamed unverified as it comes)."""
 
     prompt: str
     max_tokens: int | None
+    assemble: Assemble | None = None
+    task: Task[Any] | None = None
+    spec: Any = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +140,39 @@ class _Request:
     @property
     def key(self) -> str:
         return entry_key(self.namespace, self.tenant, self.context, self.prompt)
+
+
+@dataclass(slots=True)
+class _StepGate:
+    """Streams one backend call's answer to the request's listener step by step, as it is
+    written: a step goes out once the next one has started and it verifies, and only as far as
+    the task keeps steps verbatim through any later repair (`Task.kept_prefix`), so a streamed
+    step is never taken back."""
+
+    req: _Request
+    assemble: Assemble
+    task: Task[Any] | None
+    spec: Any
+    text: str = ""
+    settled: int = 0
+    broken: bool = False
+
+    def feed(self, piece: str) -> None:
+        if self.broken:
+            return
+        self.text += piece
+        try:
+            steps = list(self.assemble(self.text))[:-1]  # the last step may still grow
+            if len(steps) <= self.settled:
+                return
+            self.settled = len(steps)
+            if self.task is not None:
+                checks = self.task.verify([o.text for o in steps], self.spec, self.spec)
+                steps = steps[: self.task.kept_prefix(checks)]
+            self.req.emit(steps)
+        except Exception as exc:  # a task bug must not break the backend call: stop streaming
+            self.broken = True
+            log.warning("stepcache: streaming steps failed, the rest comes at the end: %r", exc)
 
 
 #: Called with each served step as soon as it is final (reused steps before any backend call).
@@ -385,11 +423,14 @@ class StepCache:
         return _Request(prompt, namespace, tenant, context, can_generate, backend)
 
     def _drive_sync(self, flow: Flow, backend: Backend | None, req: _Request) -> Result | None:
-        def call(prompt: str, max_tokens: int | None) -> Completion:
+        def call(prompt: str, max_tokens: int | None, gate: _StepGate | None = None) -> Completion:
             assert backend is not None
             t0 = time.perf_counter()
             try:
-                completion = backend.complete(prompt, max_tokens)
+                if gate is None:
+                    completion = backend.complete(prompt, max_tokens)
+                else:
+                    completion = backend.complete_streaming(prompt, max_tokens, gate.feed)
             except Exception as exc:
                 raise _BackendFailure(exc) from exc
             req.usage.add(completion, time.perf_counter() - t0)
@@ -405,9 +446,11 @@ class StepCache:
                         effect = flow.throw(exc)
                         continue
                 elif isinstance(effect, _Call):
-                    value = call(effect.prompt, effect.max_tokens)
+                    value = call(effect.prompt, effect.max_tokens, self._call_gate(req, effect))
                 else:
-                    value = effect.task.patch(effect.request, call)
+                    value = effect.task.patch(
+                        effect.request, self._patch_generate(req, effect, call)
+                    )
                 effect = flow.send(value)
         except StopIteration as stop:
             return self._finish(stop.value, req)
@@ -428,19 +471,28 @@ class StepCache:
     ) -> Result | None:
         loop = asyncio.get_running_loop()
 
-        async def acall(prompt: str, max_tokens: int | None) -> Completion:
+        async def acall(
+            prompt: str, max_tokens: int | None, gate: _StepGate | None = None
+        ) -> Completion:
             assert backend is not None
             t0 = time.perf_counter()
             try:
-                completion = await backend.acomplete(prompt, max_tokens)
+                if gate is None:
+                    completion = await backend.acomplete(prompt, max_tokens)
+                else:
+                    completion = await backend.acomplete_streaming(prompt, max_tokens, gate.feed)
             except Exception as exc:
                 raise _BackendFailure(exc) from exc
             req.usage.add(completion, time.perf_counter() - t0)
             return completion
 
-        def bridge(prompt: str, max_tokens: int | None) -> Completion:
-            # Runs in the patch worker thread; the backend call itself is awaited on the loop.
-            return asyncio.run_coroutine_threadsafe(acall(prompt, max_tokens), loop).result()
+        def bridge(
+            prompt: str, max_tokens: int | None, gate: _StepGate | None = None
+        ) -> Completion:
+            # Runs in the patch worker thread; the backend call itself is awaited on the loop
+            # (so streamed steps reach the listener on the loop too).
+            coroutine = acall(prompt, max_tokens, gate)
+            return asyncio.run_coroutine_threadsafe(coroutine, loop).result()
 
         try:
             effect = next(flow)
@@ -452,9 +504,12 @@ class StepCache:
                         effect = flow.throw(exc)
                         continue
                 elif isinstance(effect, _Call):
-                    value = await acall(effect.prompt, effect.max_tokens)
+                    value = await acall(
+                        effect.prompt, effect.max_tokens, self._call_gate(req, effect)
+                    )
                 else:
-                    value = await asyncio.to_thread(effect.task.patch, effect.request, bridge)
+                    generate = self._patch_generate(req, effect, bridge)
+                    value = await asyncio.to_thread(effect.task.patch, effect.request, generate)
                 effect = flow.send(value)
         except StopIteration as stop:
             return self._finish(stop.value, req)
@@ -469,6 +524,33 @@ class StepCache:
             except _BackendFailure as failure:
                 raise failure.error from None
             return self._finish(self._without_cache(exc, completion), req)
+
+    def _call_gate(self, req: _Request, call: _Call) -> _StepGate | None:
+        """Stream a full generation's steps when the caller listens (see `_StepGate`)."""
+        if req.on_step is None or call.assemble is None:
+            return None
+        return _StepGate(req, call.assemble, call.task, call.spec)
+
+    def _patch_generate(
+        self,
+        req: _Request,
+        patch: _Patch,
+        call: Callable[[str, int | None, _StepGate | None], Completion],
+    ) -> Generate:
+        """The `generate` a task's patch plan calls. Its steps are streamed only when the
+        deterministic fallback backs the patch: a failed patch then keeps what was streamed."""
+        task, spec = patch.task, patch.request.spec
+        backed = self.config.fallback and type(task).fallback is not Task.fallback
+
+        def generate(
+            prompt: str, max_tokens: int | None, assemble: Assemble | None = None
+        ) -> Completion:
+            gate = None
+            if req.on_step is not None and assemble is not None and backed:
+                gate = _StepGate(req, assemble, task, spec)
+            return call(prompt, max_tokens, gate)
+
+        return generate
 
     def _internal_error(self, exc: Exception) -> None:
         self._counters["degraded"] += 1
@@ -702,24 +784,28 @@ class StepCache:
             path, reason = Path.SKIP, "no task verifies this request: the neighbour is not reused"
         else:
             path, reason = Path.MISS, "no task verifies this request and nothing is cached"
-        completion = yield _Call(req.prompt, cfg.max_tokens)
+        completion = yield _Call(req.prompt, cfg.max_tokens, _untyped_steps)
         yield from self._store(
             req, None, completion.text, vector if sem is not None else None, False
         )
-        generated = (StepOutcome(completion.text, StepOrigin.GENERATED),)
-        return Result(completion.text, path, generated, reason=reason)
+        return Result(completion.text, path, tuple(_untyped_steps(completion.text)), reason=reason)
 
     def _generate_verified(
         self, req: _Request, task: Task[Any], spec: Any, vector: Any, path: Path, reason: str
     ) -> Flow:
         """Full generation, then the task's integrity check; a failing answer gets repaired."""
-        completion = yield _Call(req.prompt, self.config.max_tokens)
+
+        def assemble(raw: str) -> list[StepOutcome]:
+            return [StepOutcome(s, StepOrigin.GENERATED) for s in task.segment(raw)]
+
+        completion = yield _Call(req.prompt, self.config.max_tokens, assemble, task, spec)
         text = completion.text
         integrity = task.integrity(text, spec)
         if integrity.ok:
             yield from self._store(req, task, text, vector, verified=True)
-            steps = tuple(StepOutcome(s, StepOrigin.GENERATED) for s in task.segment(text))
-            return Result(text, path, steps, task=task.name, verified=True, reason=reason)
+            return Result(
+                text, path, tuple(assemble(text)), task=task.name, verified=True, reason=reason
+            )
         own_steps = task.segment(text)
         checks = task.verify(own_steps, spec, spec)
         has_fallback = self.config.fallback and type(task).fallback is not Task.fallback
@@ -771,6 +857,7 @@ class StepCache:
             req.emit([StepOutcome(s, StepOrigin.REUSED) for s in steps[:kept]])
         if req.has_backend:
             for attempt in range(attempts):
+                steps, checks = _with_streamed(req, task, spec, steps, checks)
                 request = PatchRequest(
                     req.prompt, spec, steps, checks, attempt, last_failure, max_tokens
                 )
@@ -784,6 +871,8 @@ class StepCache:
                 else:
                     last_failure = "the patch produced no answer"
         if cfg.fallback:
+            steps, checks = _with_streamed(req, task, spec, steps, checks)
+            request = PatchRequest(req.prompt, spec, steps, checks, 0, last_failure, max_tokens)
             fallback = task.fallback(request)
             if fallback:
                 text = task.stitch([o.text for o in fallback])
@@ -903,8 +992,20 @@ def _drain(gen: Generator[Effect, Any, T]) -> T:
         return stop.value  # type: ignore[no-any-return]
 
 
-def _passed(checks: Sequence[Check]) -> int:
-    return sum(c.ok for c in checks)
+def _untyped_steps(text: str) -> list[StepOutcome]:
+    """An answer no task verifies, in steps (lines) so that it streams as it is written."""
+    return [StepOutcome(s, StepOrigin.GENERATED) for s in segment_text(text)]
+
+
+def _with_streamed(
+    req: _Request, task: Task[Any], spec: Any, steps: Sequence[str], checks: Sequence[Check]
+) -> tuple[Sequence[str], Sequence[Check]]:
+    """The steps a repair must keep: the ones already streamed to the caller when they reach
+    beyond the verified prefix (a failed patch attempt streamed part of its continuation)."""
+    if len(req.emitted) <= task.kept_prefix(checks):
+        return steps, checks
+    streamed = list(req.emitted)
+    return streamed, task.verify(streamed, spec, spec)
 
 
 def _same_request(entry: Entry, req: _Request) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +34,32 @@ class FakeServer:
         self.response = response
         self.requests: list[dict[str, Any]] = []
 
-    def handle_chat_completions(self, request: dict[str, Any]) -> Any:
+    def handle_chat_completions(
+        self, request: dict[str, Any], callback: Callable[[Any], None] | None = None
+    ) -> Any:
         self.requests.append(request)
         if isinstance(self.response, Exception):
             raise self.response
-        return self.response
+        if callback is None:
+            return self.response
+        for chunk in self.response:  # a stream: a list of chunks
+            callback(chunk)
+        return None
+
+
+def _chunk(content: str | None = None, finish: str | None = None, **extra: Any) -> dict[str, Any]:
+    delta = {} if content is None else {"content": content}
+    return {"choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}
+
+
+STREAM = [
+    {"choices": [{"index": 0, "delta": {"role": "assistant", "content": None}}]},
+    _chunk("3x"),
+    _chunk(" = 15\n"),
+    _chunk("x = 5"),
+    _chunk(finish="stop"),
+    {"choices": [], "usage": {"prompt_tokens": 30, "completion_tokens": 6}},
+]
 
 
 def _with_fake(backend: LlamaCppBackend, server: FakeServer) -> LlamaCppBackend:
@@ -97,6 +118,40 @@ def test_request_shape_and_completion() -> None:
         backend.complete("x", max_tokens=0)
 
 
+def test_streaming_hands_over_each_piece_and_keeps_usage() -> None:
+    server = FakeServer(STREAM)
+    backend = _with_fake(LlamaCppBackend(), server)
+    pieces: list[str] = []
+    out = backend.complete_streaming("Solve 3x = 15 for x", 64, pieces.append)
+    assert pieces == ["3x", " = 15\n", "x = 5"]
+    assert (out.text, out.prompt_tokens, out.completion_tokens) == ("3x = 15\nx = 5", 30, 6)
+    assert out.finish_reason == "stop"
+    assert server.requests[0]["stream"] is True and server.requests[0]["max_tokens"] == 64
+
+    async def run() -> tuple[list[str], str]:
+        got: list[str] = []
+        loop = asyncio.get_running_loop()
+
+        def on_text(piece: str) -> None:
+            assert asyncio.get_running_loop() is loop  # delivered on the caller's loop
+            got.append(piece)
+
+        completion = await backend.acomplete_streaming("again", None, on_text)
+        return got, completion.text
+
+    assert asyncio.run(run()) == (pieces, out.text)
+
+
+def test_streaming_errors_become_backend_errors() -> None:
+    error = {"error": {"message": "context overflow"}}
+    backend = _with_fake(LlamaCppBackend(), FakeServer([_chunk("x"), error]))
+    with pytest.raises(BackendError, match="context overflow"):
+        backend.complete_streaming("x", None, lambda piece: None)
+    backend = _with_fake(LlamaCppBackend(), FakeServer(RuntimeError("boom")))
+    with pytest.raises(BackendError, match="boom"):
+        backend.complete_streaming("x", None, lambda piece: None)
+
+
 def test_errors_become_backend_errors() -> None:
     backend = _with_fake(LlamaCppBackend(), FakeServer(RuntimeError("boom")))
     with pytest.raises(BackendError, match="boom"):
@@ -152,6 +207,15 @@ def test_real_model_is_deterministic(llm: LlamaCppBackend) -> None:
     first = llm.complete(prompt, max_tokens=24)
     second = asyncio.run(llm.acomplete(prompt, max_tokens=24))
     assert first == second
+
+
+@pytest.mark.model
+def test_real_model_streams_the_same_answer(llm: LlamaCppBackend) -> None:
+    prompt = "Solve 3x - 4 = 11 for x"
+    pieces: list[str] = []
+    streamed = llm.complete_streaming(prompt, 24, pieces.append)
+    assert len(pieces) > 3 and "".join(pieces) == streamed.text
+    assert streamed == llm.complete(prompt, max_tokens=24)
 
 
 @pytest.mark.model

@@ -30,6 +30,31 @@ class FakeEndpoint:
     requests: list[dict[str, Any]] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
 
+    def stream(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        """The reply as chat-completion chunks, one per word, then usage when asked for."""
+        text = f"echo: {body['messages'][-1]['content']}"
+        words = text.split(" ")
+        chunks = [
+            {
+                "id": "chatcmpl-test",
+                "object": "chat.completion.chunk",
+                "created": 1,
+                "model": body.get("model", "?"),
+                "choices": [
+                    {
+                        "index": 0,
+                        "delta": {"content": word if i == 0 else " " + word},
+                        "finish_reason": "stop" if i == len(words) - 1 else None,
+                    }
+                ],
+            }
+            for i, word in enumerate(words)
+        ]
+        if (body.get("stream_options") or {}).get("include_usage"):
+            usage = {"prompt_tokens": 11, "completion_tokens": len(words), "total_tokens": 99}
+            chunks.append({**chunks[0], "choices": [], "usage": usage})
+        return chunks
+
     def reply(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         prompt = body["messages"][-1]["content"]
         if prompt.startswith("FAIL "):
@@ -66,6 +91,15 @@ def endpoint() -> Iterator[FakeEndpoint]:
             state.requests.append(body)
             state.headers.append({k.lower(): v for k, v in self.headers.items()})
             code, payload = state.reply(body)
+            if body.get("stream") and code == 200:
+                events = "".join(f"data: {json.dumps(c)}\n\n" for c in state.stream(body))
+                data = (events + "data: [DONE]\n\n").encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                return
             data = json.dumps(payload).encode()
             self.send_response(code)
             self.send_header("Content-Type", "application/json")
@@ -148,6 +182,29 @@ def test_async_client_survives_a_new_event_loop(endpoint: FakeEndpoint) -> None:
     backend = _backend(endpoint)
     assert asyncio.run(backend.acomplete("one")).text == "echo: one"
     assert asyncio.run(backend.acomplete("two")).text == "echo: two"
+
+
+def test_streaming_hands_over_each_piece_and_reads_usage(endpoint: FakeEndpoint) -> None:
+    pieces: list[str] = []
+    out = _backend(endpoint).complete_streaming("two words", 8, pieces.append)
+    assert pieces == ["echo:", " two", " words"]
+    assert (out.text, out.prompt_tokens, out.completion_tokens) == ("echo: two words", 11, 3)
+    assert out.finish_reason == "stop"
+    request = endpoint.requests[-1]
+    assert request["stream"] is True and request["stream_options"] == {"include_usage": True}
+    assert request["max_tokens"] == 8 and request["temperature"] == 0.0
+
+
+async def test_native_async_streaming(endpoint: FakeEndpoint) -> None:
+    pieces: list[str] = []
+    async with _backend(endpoint) as backend:
+        out = await backend.acomplete_streaming("a b", None, pieces.append)
+    assert "".join(pieces) == out.text == "echo: a b" and len(pieces) == 3
+
+
+def test_streaming_http_errors_become_backend_errors(endpoint: FakeEndpoint) -> None:
+    with pytest.raises(BackendError, match="500"):
+        _backend(endpoint).complete_streaming("FAIL 500", None, lambda piece: None)
 
 
 def test_http_errors_become_backend_errors(endpoint: FakeEndpoint) -> None:

@@ -57,6 +57,15 @@ async def test_async_openai_backend_against_local_server(server: LocalModelServe
     assert out.text.strip() and 0 < out.completion_tokens <= 16
 
 
+def test_streaming_over_http_matches_the_plain_answer(server: LocalModelServer) -> None:
+    backend = server.backend()
+    pieces: list[str] = []
+    streamed = backend.complete_streaming("Solve 2x + 3 = 7 for x", 24, pieces.append)
+    assert len(pieces) > 3 and "".join(pieces) == streamed.text
+    assert streamed.completion_tokens > 0  # usage arrives with stream_options
+    assert streamed.text == backend.complete("Solve 2x + 3 = 7 for x", max_tokens=24).text
+
+
 def test_json_schema_over_http(server: LocalModelServer) -> None:
     schema = {
         "type": "object",

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 
 import pytest
 
 from stepcache_core import (
+    Backend,
     CacheConfig,
+    Completion,
     Embedder,
     InMemoryStore,
     InvalidPromptError,
     Path,
+    Result,
     StepCache,
     StepOrigin,
     StepOutcome,
@@ -408,3 +412,174 @@ def test_a_request_shaped_like_a_cached_one_is_reused_without_an_embedding() -> 
     assert reworded.path is Path.REUSE and reworded.similarity is not None
     cache.clear()
     assert cache.generate("Solve 3z + 5 = 20 for z.", model).path is Path.MISS
+
+
+class LineStreamingBackend(Backend):
+    """Writes each answer a line at a time through `complete_streaming`, logging to `events`
+    when each line is handed over, so a test sees which steps reached the listener while the
+    backend was still writing."""
+
+    name = "lines"
+
+    def __init__(self, answers: Sequence[str], events: list[tuple[str, str]]) -> None:
+        self.answers = list(answers)
+        self.events = events
+        self.prompts: list[str] = []
+
+    def complete(self, prompt: str, max_tokens: int | None = None) -> Completion:
+        self.prompts.append(prompt)
+        return Completion(self.answers.pop(0))
+
+    def complete_streaming(
+        self, prompt: str, max_tokens: int | None, on_text: Callable[[str], None]
+    ) -> Completion:
+        self.prompts.append(prompt)
+        text = self.answers.pop(0)
+        for line in text.splitlines(keepends=True):
+            self.events.append(("writes", line))
+            on_text(line)
+        self.events.append(("done", ""))
+        return Completion(text)
+
+    async def acomplete_streaming(
+        self, prompt: str, max_tokens: int | None, on_text: Callable[[str], None]
+    ) -> Completion:
+        self.prompts.append(prompt)
+        text = self.answers.pop(0)
+        for line in text.splitlines(keepends=True):
+            await asyncio.sleep(0.01)  # like a model decoding: the loop runs in between
+            self.events.append(("writes", line))
+            on_text(line)
+        await asyncio.sleep(0.01)
+        self.events.append(("done", ""))
+        return Completion(text)
+
+
+CACHED_2X = "Expand: 2(x + 3) + 4 = 2x + 10\n2x + 10 = 20\n2x = 10\nx = 5\n"
+NEW_2X = "Solve 2(x + 3) + 4 = x + 16 for x."
+
+
+def linear_cache(**config: object) -> StepCache:
+    from stepcache_core import LinearEquationTask
+
+    return StepCache(
+        InMemoryStore(),
+        embedder=HashEmbedder(),
+        tasks=[LinearEquationTask()],
+        config=CacheConfig(**config),  # type: ignore[arg-type]
+    )
+
+
+def listen(events: list[tuple[str, str]]) -> Callable[[StepOutcome], None]:
+    return lambda step: events.append((step.origin.value, step.text))
+
+
+def test_patched_steps_stream_while_the_backend_is_still_writing() -> None:
+    cache = linear_cache()
+    events: list[tuple[str, str]] = []
+    backend = LineStreamingBackend([CACHED_2X, "2x + 10 = x + 16\nx = 6\n"], events)
+    cache.generate("Solve 2(x + 3) + 4 = 20 for x.", backend)
+    events.clear()
+    result = cache.generate(NEW_2X, backend, on_step=listen(events))
+    assert result.path is Path.PATCH and not result.fallback_used
+    assert events == [
+        ("reused", "Expand: 2(x + 3) + 4 = 2x + 10\n"),  # before the backend is called
+        ("writes", "2x + 10 = x + 16\n"),
+        ("writes", "x = 6\n"),
+        ("patched", "2x + 10 = x + 16\n"),  # settled (the next line began) and verified
+        ("done", ""),
+        ("patched", "x = 6\n"),  # the last step: once the answer is whole and checked
+    ]
+    assert "".join(t for kind, t in events if kind in ("reused", "patched")) == result.text
+
+
+def test_generated_steps_stream_as_written_but_never_an_unverified_one() -> None:
+    cache = linear_cache()
+    events: list[tuple[str, str]] = []
+    answer = "3x + 5 = 20\n3x = 15\nSo x = 6 (check: 3 * 6 + 5 = 20)\nx = 5\n"
+    result = cache.generate(
+        "Solve 3x + 5 = 20 for x.", LineStreamingBackend([answer], events), on_step=listen(events)
+    )
+    kinds = [kind for kind, _ in events]
+    # The two true equations go out while the model writes; the false third step stops the
+    # stream until the whole answer has been judged (it fails: repaired by the fallback).
+    assert kinds[:5] == ["writes", "writes", "generated", "writes", "generated"]
+    assert kinds.index("done") < len(kinds) - 1
+    streamed = "".join(t for kind, t in events if kind not in ("writes", "done"))
+    assert streamed == result.text and "x = 6" not in result.text
+    assert result.verified and result.fallback_used
+
+
+def test_a_failed_patch_attempt_keeps_what_it_streamed() -> None:
+    cache = linear_cache()
+    events: list[tuple[str, str]] = []
+    answers = [CACHED_2X, "2x + 10 = x + 16\nx = 7\n", "x = 6\n"]
+    backend = LineStreamingBackend(answers, events)
+    cache.generate("Solve 2(x + 3) + 4 = 20 for x.", backend)
+    events.clear()
+    result = cache.generate(NEW_2X, backend, on_step=listen(events))
+    assert result.path is Path.PATCH and result.text.endswith("x = 6\n")
+    assert "2x + 10 = x + 16" in backend.prompts[-1].split("verified")[1]  # kept in the repair
+    streamed = "".join(t for kind, t in events if kind not in ("writes", "done"))
+    assert streamed == result.text
+
+
+def test_untyped_answers_stream_line_by_line() -> None:
+    cache = linear_cache()
+    events: list[tuple[str, str]] = []
+    answer = "Roses are red,\nviolets are blue.\n"
+    result = cache.generate(
+        "Write a two-line poem.", LineStreamingBackend([answer], events), on_step=listen(events)
+    )
+    assert [kind for kind, _ in events] == ["writes", "writes", "generated", "done", "generated"]
+    assert result.text == answer
+
+
+def test_async_streaming_of_patched_steps() -> None:
+    cache = linear_cache()
+    events: list[tuple[str, str]] = []
+    backend = LineStreamingBackend([CACHED_2X, "2x + 10 = x + 16\nx = 6\n"], events)
+
+    async def run() -> str:
+        await cache.agenerate("Solve 2(x + 3) + 4 = 20 for x.", backend)
+        events.clear()
+        got: list[str] = []
+        async for item in cache.astream(NEW_2X, backend):
+            if isinstance(item, StepOutcome):
+                got.append(item.text)
+                events.append(("received", item.text))
+            else:
+                assert "".join(got) == item.text
+        return "".join(got)
+
+    text = asyncio.run(run())
+    assert text.endswith("x = 6\n")
+    assert events.index(("received", "2x + 10 = x + 16\n")) < events.index(("done", ""))
+
+
+def test_the_stream_iterator_hands_a_patched_step_over_while_the_backend_writes() -> None:
+    """Across threads: the consumer holds the first patched step while the model is paused."""
+    cache = linear_cache()
+    resume = threading.Event()
+
+    class Pausing(LineStreamingBackend):
+        def complete_streaming(
+            self, prompt: str, max_tokens: int | None, on_text: Callable[[str], None]
+        ) -> Completion:
+            if "verified" not in prompt:
+                return super().complete_streaming(prompt, max_tokens, on_text)
+            on_text("2x + 10 = x + 16\nx")
+            assert resume.wait(30), "the consumer never received the first patched step"
+            on_text(" = 6\n")
+            return Completion("2x + 10 = x + 16\nx = 6\n")
+
+    backend = Pausing([CACHED_2X], [])
+    cache.generate("Solve 2(x + 3) + 4 = 20 for x.", backend)
+    items = cache.stream(NEW_2X, backend)
+    assert next(items).origin is StepOrigin.REUSED  # type: ignore[union-attr]
+    patched = next(items)
+    assert isinstance(patched, StepOutcome) and patched.text == "2x + 10 = x + 16\n"
+    resume.set()
+    result = list(items)[-1]
+    assert isinstance(result, Result) and result.path is Path.PATCH
+    assert result.text == CACHED_2X.splitlines(keepends=True)[0] + "2x + 10 = x + 16\nx = 6\n"

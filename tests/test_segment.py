@@ -54,6 +54,18 @@ def test_stitching_unchanged_steps_reproduces_the_text(parts: list[str]) -> None
     assert all(steps), "no empty steps"
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(_pieces, st.text(max_size=12)), max_size=40), st.data())
+def test_steps_before_the_last_never_change_as_text_arrives(
+    parts: list[str], data: st.DataObject
+) -> None:
+    """Streaming relies on it: a step followed by another is final, whatever is written next."""
+    text = "".join(parts)
+    cut = data.draw(st.integers(0, len(text)))
+    settled = segment_text(text[:cut])[:-1]
+    assert segment_text(text)[: len(settled)] == settled
+
+
 def test_enumerations_fences_and_display_math_are_boundaries() -> None:
     text = (
         "To solve it:\n\n"

@@ -12,12 +12,13 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from stepcache_core.tasks.base import Check, DeltaKind, PatchRequest
+from stepcache_core.tasks.base import Assemble, Check, DeltaKind, PatchRequest
 from stepcache_core.tasks.linear import (
     LinearEquationTask,
     LinearSpec,
     detect_linear,
     fallback_lines,
+    patched_steps,
 )
 from stepcache_core.tasks.mathtext import final_value, read_math
 from stepcache_core.types import Completion, StepOrigin
@@ -522,7 +523,9 @@ class Recorder:
         self.answers = list(answers)
         self.prompts: list[str] = []
 
-    def __call__(self, prompt: str, max_tokens: int | None) -> Completion:
+    def __call__(
+        self, prompt: str, max_tokens: int | None, assemble: Assemble | None = None
+    ) -> Completion:
         self.prompts.append(prompt)
         return Completion(self.answers[min(len(self.prompts), len(self.answers)) - 1], 10, 5)
 
@@ -562,6 +565,35 @@ def test_patch_prompt_and_stitching() -> None:
     text = TASK.stitch([o.text for o in outcomes])
     assert text.startswith("".join(request.steps[:3]))
     assert TASK.integrity(text, request.spec).ok
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(
+        [
+            "3. Divide both sides by 4: x = -2\nx = -2\n",
+            "  \n\n3. Divide by 4:\n   x = -2\n\\[ x = -2 \\]\nx = -2",
+            "{echo}3. Divide both sides by 4: x = -2\nx = -2\n",
+            "{echo_start}x = -2\n",
+            "\n{echo}\n\nx = -2\n",
+        ]
+    ),
+    st.data(),
+)
+def test_patched_steps_settle_once_and_drop_a_repeated_prefix(
+    template: str, data: st.DataObject
+) -> None:
+    """What the engine streams while the backend writes a patch is never taken back."""
+    prefix = list(patch_request().steps[:3])
+    echo = "".join(prefix)
+    raw = template.format(echo=echo, echo_start=echo[: len(echo) // 2])
+    final = patched_steps(prefix, raw)
+    assert [o.text for o in final[:3]] == prefix
+    if "{echo}" in template:  # the repeat is removed, the continuation kept
+        assert "".join(o.text for o in final[3:]).count("Subtract") == 0
+    cut = data.draw(st.integers(0, len(raw)))
+    settled = patched_steps(prefix, raw[:cut])[:-1]
+    assert final[: len(settled)] == settled
 
 
 def test_patch_repair_tells_what_was_wrong() -> None:

@@ -4,7 +4,7 @@
 (`xllamacpp`, `openai`) only when first used.
 """
 
-from stepcache_core.backends.base import Backend, FunctionBackend
+from stepcache_core.backends.base import Backend, FunctionBackend, TextListener
 from stepcache_core.backends.llamacpp import LlamaCppBackend, LlamaCppOptions
 from stepcache_core.backends.model_assets import (
     DEFAULT_MODEL,
@@ -29,6 +29,7 @@ __all__ = [
     "LocalModelServer",
     "ModelSpec",
     "OpenAIBackend",
+    "TextListener",
     "assemble_model",
     "default_cache_dir",
     "json_schema_format",

@@ -1,4 +1,4 @@
-"""The Backend protocol: one abstract method, the async variant derived."""
+"""The Backend protocol: one abstract method; the async and streaming variants derived."""
 
 from __future__ import annotations
 
@@ -7,6 +7,9 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 
 from stepcache_core.types import Completion
+
+#: Receives each new piece of an answer as the backend writes it.
+TextListener = Callable[[str], None]
 
 
 class Backend(ABC):
@@ -22,6 +25,26 @@ class Backend(ABC):
     async def acomplete(self, prompt: str, max_tokens: int | None = None) -> Completion:
         """Async variant; override where the backend has a native async path."""
         return await asyncio.to_thread(self.complete, prompt, max_tokens)
+
+    def complete_streaming(
+        self, prompt: str, max_tokens: int | None, on_text: TextListener
+    ) -> Completion:
+        """`complete`, calling `on_text` with each piece of the answer as it is written; the
+        pieces join to the returned `Completion.text`. Override where the backend can stream;
+        the default hands over the whole answer as one piece."""
+        completion = self.complete(prompt, max_tokens)
+        if completion.text:
+            on_text(completion.text)
+        return completion
+
+    async def acomplete_streaming(
+        self, prompt: str, max_tokens: int | None, on_text: TextListener
+    ) -> Completion:
+        """Async `complete_streaming`; `on_text` is called on the running loop."""
+        completion = await self.acomplete(prompt, max_tokens)
+        if completion.text:
+            on_text(completion.text)
+        return completion
 
 
 def chat_messages(prompt: str, system_prompt: str | None = None) -> list[dict[str, str]]:

@@ -17,7 +17,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from stepcache_core.backends.base import Backend, chat_messages
+from stepcache_core.backends.base import Backend, TextListener, chat_messages
+from stepcache_core.backends.chunks import StreamedChat
 from stepcache_core.backends.model_assets import ModelSpec, resolve_model
 from stepcache_core.errors import BackendError, ConfigError
 from stepcache_core.types import Completion
@@ -268,6 +269,50 @@ class LlamaCppBackend(Backend):
         ``{"type": "json_schema", "json_schema": {"name": "x", "schema": {...}}}``, for
         grammar-constrained output."""
         return self.chat(self._messages(prompt), max_tokens, response_format=response_format)
+
+    def complete_streaming(
+        self, prompt: str, max_tokens: int | None, on_text: TextListener
+    ) -> Completion:
+        """`complete`, handing each decoded piece to `on_text` as llama.cpp produces it."""
+        request: dict[str, Any] = {
+            "messages": self._messages(prompt),
+            "max_tokens": _check_max_tokens(max_tokens, self.options.max_tokens),
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            **self.options.sampling_fields(),
+        }
+        server = self._ensure_server()
+        streamed = StreamedChat(on_text, "llama.cpp")
+        failure: list[BaseException] = []
+
+        def receive(chunk: Any) -> None:
+            if failure:
+                return
+            try:
+                streamed.add(chunk)
+            except BaseException as exc:  # raised below, in the caller's frame
+                failure.append(exc)
+
+        try:
+            response = server.handle_chat_completions(request, receive)
+        except Exception as exc:
+            raise BackendError(f"llama.cpp chat completion failed: {exc}") from exc
+        if isinstance(response, Mapping):  # an error answered instead of a stream
+            parse_chat_response(response)
+        if failure:
+            raise failure[0]
+        return streamed.completion()
+
+    async def acomplete_streaming(
+        self, prompt: str, max_tokens: int | None, on_text: TextListener
+    ) -> Completion:
+        """`complete_streaming` in a worker thread; `on_text` is called on the running loop."""
+        loop = asyncio.get_running_loop()
+
+        def on_loop(piece: str) -> None:
+            loop.call_soon_threadsafe(on_text, piece)
+
+        return await asyncio.to_thread(self.complete_streaming, prompt, max_tokens, on_loop)
 
     async def acomplete(
         self,

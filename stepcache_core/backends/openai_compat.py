@@ -12,7 +12,8 @@ from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
-from stepcache_core.backends.base import Backend, chat_messages
+from stepcache_core.backends.base import Backend, TextListener, chat_messages
+from stepcache_core.backends.chunks import StreamedChat
 from stepcache_core.errors import BackendError, ConfigError
 from stepcache_core.types import Completion
 
@@ -272,6 +273,45 @@ class OpenAIBackend(Backend):
     ) -> Completion:
         """Native async `complete`."""
         return await self.achat(self._messages(prompt), max_tokens, response_format=response_format)
+
+    def complete_streaming(
+        self, prompt: str, max_tokens: int | None, on_text: TextListener
+    ) -> Completion:
+        """`complete` with ``stream=True``: each piece goes to `on_text` as it arrives (usage is
+        asked for with ``stream_options``; servers that ignore it leave the token counts 0)."""
+        request = self._streaming_request(prompt, max_tokens)
+        client = self._sync_client()
+        import openai
+
+        streamed = StreamedChat(on_text, self.name)
+        try:
+            with client.chat.completions.create(**request) as chunks:
+                for chunk in chunks:
+                    streamed.add(chunk.model_dump())
+        except openai.OpenAIError as exc:
+            raise BackendError(f"{self.name}: {type(exc).__name__}: {exc}") from exc
+        return streamed.completion()
+
+    async def acomplete_streaming(
+        self, prompt: str, max_tokens: int | None, on_text: TextListener
+    ) -> Completion:
+        """Native async `complete_streaming` on `AsyncOpenAI`."""
+        request = self._streaming_request(prompt, max_tokens)
+        client = self._async_client()
+        import openai
+
+        streamed = StreamedChat(on_text, self.name)
+        try:
+            async with await client.chat.completions.create(**request) as chunks:
+                async for chunk in chunks:
+                    streamed.add(chunk.model_dump())
+        except openai.OpenAIError as exc:
+            raise BackendError(f"{self.name}: {type(exc).__name__}: {exc}") from exc
+        return streamed.completion()
+
+    def _streaming_request(self, prompt: str, max_tokens: int | None) -> dict[str, Any]:
+        request = self._request(self._messages(prompt), max_tokens, None)
+        return {**request, "stream": True, "stream_options": {"include_usage": True}}
 
     def __repr__(self) -> str:
         return f"OpenAIBackend({self.name!r})"

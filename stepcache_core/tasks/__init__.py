@@ -1,12 +1,22 @@
 """Task families: the protocol, the registry and the built-in tasks."""
 
-from stepcache_core.tasks.base import PASS, Check, Delta, DeltaKind, Generate, PatchRequest, Task
+from stepcache_core.tasks.base import (
+    PASS,
+    Assemble,
+    Check,
+    Delta,
+    DeltaKind,
+    Generate,
+    PatchRequest,
+    Task,
+)
 from stepcache_core.tasks.json_object import JsonObjectTask, JsonSpec
 from stepcache_core.tasks.linear import LinearEquationTask, LinearSpec
 from stepcache_core.tasks.registry import TaskRegistry
 
 __all__ = [
     "PASS",
+    "Assemble",
     "Check",
     "Delta",
     "DeltaKind",

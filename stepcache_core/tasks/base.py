@@ -11,15 +11,25 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from stepcache_core.types import Completion, StepOutcome
 
 S = TypeVar("S")
 
-#: What a task calls to ask the backend for text: (prompt, max_tokens) -> Completion.
-#: The engine supplies it and accounts every call's tokens and time.
-Generate = Callable[[str, int | None], Completion]
+#: Turns the backend's text so far into every step of the answer it yields (kept steps included).
+#: Must be prefix-stable: a step before the last one never changes as more text arrives.
+Assemble = Callable[[str], Sequence[StepOutcome]]
+
+
+class Generate(Protocol):
+    """What a task calls to ask the backend for text; the engine supplies it and accounts every
+    call's tokens and time. With `assemble`, the engine may stream the answer's steps to the
+    caller while the backend writes them, each once complete and verified."""
+
+    def __call__(
+        self, prompt: str, max_tokens: int | None, assemble: Assemble | None = None
+    ) -> Completion: ...
 
 
 class DeltaKind(StrEnum):

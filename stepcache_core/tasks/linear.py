@@ -646,22 +646,16 @@ class LinearEquationTask(Task[LinearSpec]):
     def patch(
         self, request: PatchRequest[LinearSpec], generate: Generate
     ) -> list[StepOutcome] | None:
-        """Keep the verified prefix, ask the backend to continue from it, stitch."""
+        """Keep the verified prefix, ask the backend to continue from it, stitch. The engine may
+        stream the continuation's steps as they are written (`patched_steps` is prefix-stable)."""
         prefix = _verified_prefix(request)
-        prefix_text = "".join(prefix)
-        completion = generate(_patch_prompt(request, prefix_text), request.max_tokens)
-        continuation = completion.text
-        if prefix_text.strip() and continuation.lstrip().startswith(prefix_text.strip()):
-            continuation = continuation.lstrip()[len(prefix_text.strip()) :]
-        if not continuation.strip():
-            return None
-        if prefix_text and not prefix_text.endswith("\n"):
-            continuation = "\n" + continuation.lstrip("\n")
-        elif prefix_text:
-            continuation = continuation.lstrip("\n")
-        outcomes = [StepOutcome(s, StepOrigin.REUSED) for s in prefix]
-        outcomes += [StepOutcome(s, StepOrigin.PATCHED) for s in self.segment(continuation)]
-        return outcomes
+
+        def assemble(raw: str) -> list[StepOutcome]:
+            return patched_steps(prefix, raw)
+
+        completion = generate(_patch_prompt(request, "".join(prefix)), request.max_tokens, assemble)
+        outcomes = assemble(completion.text)
+        return outcomes if len(outcomes) > len(prefix) else None
 
     def fallback(self, request: PatchRequest[LinearSpec]) -> list[StepOutcome] | None:
         """Keep the verified prefix and finish with exact arithmetic from its last equation."""
@@ -680,6 +674,29 @@ def _template(prompt: str, spec: LinearSpec) -> str:
     text = prompt.replace(spec.equation, " <eq> ")
     text = _letter_pattern(spec.variable).sub("<v>", text)
     return " ".join(text.lower().split())
+
+
+def patched_steps(prefix: Sequence[str], raw: str) -> list[StepOutcome]:
+    """The kept `prefix` followed by the steps of the backend's continuation `raw` (complete or
+    still being written). A continuation that starts by repeating the prefix has the repeat
+    removed; while it could still be such a repeat, it contributes no step yet."""
+    prefix_text = "".join(prefix)
+    kept = prefix_text.strip()
+    continuation = raw
+    if kept:
+        body = raw.lstrip()
+        if body.startswith(kept):
+            continuation = body[len(kept) :]
+        elif kept.startswith(body):  # nothing but (the start of) a repeat so far
+            continuation = ""
+    if prefix_text and not prefix_text.endswith("\n"):
+        continuation = "\n" + continuation.lstrip("\n")
+    elif prefix_text:
+        continuation = continuation.lstrip("\n")
+    outcomes = [StepOutcome(s, StepOrigin.REUSED) for s in prefix]
+    if continuation.strip():
+        outcomes += [StepOutcome(s, StepOrigin.PATCHED) for s in segment_text(continuation)]
+    return outcomes
 
 
 def _verified_prefix(request: PatchRequest[LinearSpec]) -> list[str]:
