@@ -213,6 +213,10 @@ class Arm(ABC):
     @abstractmethod
     def serve(self, prompt: str) -> Served: ...
 
+    def settle(self) -> None:
+        """Finish work the arm does after answering (between requests, untimed)."""
+        return None
+
     def close(self) -> None:
         """Finish pending work (before the arm's store is deleted)."""
         return None
@@ -299,7 +303,14 @@ class StepCacheArm(Arm):
         self.cache = cache
 
     def close(self) -> None:
-        self.cache.flush()  # reused answers are stored in the background
+        self.cache.flush()
+
+    def warm(self, prompt: str) -> None:
+        self.serve(prompt)
+        self.settle()
+
+    def settle(self) -> None:
+        self.cache.flush()  # served answers are stored in the background
 
     def serve(self, prompt: str) -> Served:
         r = self.cache.generate(prompt, self.backend, namespace=NAMESPACE)
@@ -370,6 +381,7 @@ def measure(arm: Arm, request: Request, integrity: Integrity) -> Record:
     t0 = time.perf_counter()
     served = arm.serve(request.prompt)
     wall = time.perf_counter() - t0
+    arm.settle()
     calls = arm.backend.take()
     real = sum(c.real_s for c in calls)
     charged = sum(c.charged_s for c in calls)

@@ -374,7 +374,9 @@ def _results(
         ),
         "overhead": (
             "Cache overhead = wall time of the request minus the time spent inside backend "
-            "calls (embedding, search, verification, patch bookkeeping, store writes)."
+            "calls (embedding, search, verification, patch bookkeeping; the exact and semantic "
+            "arms' store writes). StepCache writes the answers it serves in the background; "
+            "those writes finish between requests, outside the timed span."
         ),
     }
     return results

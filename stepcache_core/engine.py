@@ -229,6 +229,8 @@ class StepCache:
         self._writer: ThreadPoolExecutor | None = None
         self._writer_lock = threading.Lock()
         self._pending: set[Future[Any]] = set()
+        #: Entries handed to the background writer and not yet written, by key.
+        self._unwritten: dict[str, Entry] = {}
         #: shape key -> exact key of the last reusable entry of that shape (this process only).
         self._shapes: OrderedDict[str, str] = OrderedDict()
 
@@ -380,6 +382,7 @@ class StepCache:
 
     def clear(self, namespace: str | None = None, tenant: str | None = None) -> int:
         """Delete cached entries (all, or of one namespace and/or tenant); return how many."""
+        self.flush()  # a write still pending would otherwise land after the clear
         with self._writer_lock:
             self._shapes.clear()
         return self.store.clear(namespace=namespace, tenant=tenant)
@@ -602,7 +605,10 @@ class StepCache:
             return Result(completion.text, Path.MISS, reason=reason)
 
         # 1. Exact tier: a repeated prompt pays for neither an embedding nor verification.
-        entry = yield from self._io(req, "lookup", "exact lookup", self.store.get, req.key)
+        with self._writer_lock:
+            entry = self._unwritten.get(req.key)
+        if entry is None:
+            entry = yield from self._io(req, "lookup", "exact lookup", self.store.get, req.key)
         if entry is not None and _same_request(entry, req):
             served = tuple(StepOutcome(s, StepOrigin.REUSED) for s in entry.steps)
             return Result(
@@ -680,7 +686,7 @@ class StepCache:
             )
             if repaired is not None:
                 outcomes, text, used_fallback = repaired
-                yield from self._store(req, task, text, vector, verified=True)
+                self._store_behind(req, task, text, vector)
                 return Result(
                     text,
                     Path.PATCH,
@@ -785,8 +791,8 @@ class StepCache:
         else:
             path, reason = Path.MISS, "no task verifies this request and nothing is cached"
         completion = yield _Call(req.prompt, cfg.max_tokens, _untyped_steps)
-        yield from self._store(
-            req, None, completion.text, vector if sem is not None else None, False
+        self._store_behind(
+            req, None, completion.text, vector if sem is not None else None, verified=False
         )
         return Result(completion.text, path, tuple(_untyped_steps(completion.text)), reason=reason)
 
@@ -802,7 +808,7 @@ class StepCache:
         text = completion.text
         integrity = task.integrity(text, spec)
         if integrity.ok:
-            yield from self._store(req, task, text, vector, verified=True)
+            self._store_behind(req, task, text, vector)
             return Result(
                 text, path, tuple(assemble(text)), task=task.name, verified=True, reason=reason
             )
@@ -815,7 +821,7 @@ class StepCache:
         )
         if repaired is not None:
             outcomes, fixed, used_fallback = repaired
-            yield from self._store(req, task, fixed, vector, verified=True)
+            self._store_behind(req, task, fixed, vector)
             return Result(
                 fixed,
                 path,
@@ -905,25 +911,36 @@ class StepCache:
         finally:
             req.timings[key] = req.timings.get(key, 0.0) + time.perf_counter() - t0
 
-    def _store_behind(self, req: _Request, task: Task[Any], text: str, vector: Any) -> None:
-        """Store a reused answer off the request path: serving it does not wait for the write (nor
-        for its embedding, when the reuse needed none)."""
+    def _store_behind(
+        self,
+        req: _Request,
+        task: Task[Any] | None,
+        text: str,
+        vector: Any,
+        verified: bool = True,
+    ) -> None:
+        """Store a served answer off the request path: serving it waits neither for the write nor
+        for its embedding. Until written, the entry answers exact repeats from memory."""
         with self._writer_lock:
             if self._writer is None:
                 self._writer = ThreadPoolExecutor(1, thread_name_prefix="stepcache-store")
             # A detached copy of the request: the write's timings are not the served request's.
             detached = _Request(req.prompt, req.namespace, req.tenant, req.context, False, False)
             detached.shape = req.shape
-            future = self._writer.submit(_drain, self._store(detached, task, text, vector, True))
+            entry = self._entry(detached, task, text, verified)
+            self._unwritten[entry.key] = entry
+            future = self._writer.submit(_drain, self._write(detached, entry, vector))
             self._pending.add(future)
-        future.add_done_callback(self._written)
+        future.add_done_callback(lambda done: self._written(done, entry))
 
-    def _written(self, future: Future[Any]) -> None:
+    def _written(self, future: Future[Any], entry: Entry) -> None:
         with self._writer_lock:
             self._pending.discard(future)
+            if self._unwritten.get(entry.key) is entry:
+                del self._unwritten[entry.key]
 
     def flush(self, timeout: float | None = None) -> None:
-        """Wait until answers stored in the background (after a reuse) are written."""
+        """Wait until the answers stored in the background are written."""
         with self._writer_lock:
             pending = list(self._pending)
         futures_wait(pending, timeout=timeout)
@@ -937,9 +954,21 @@ class StepCache:
         verified: bool,
         payload: str | None = None,
     ) -> Generator[Effect, Any, Entry | None]:
-        """Write an entry (embedding it first when it is reusable and has no vector yet)."""
+        """Write an entry now (embedding it first when it is reusable and has no vector yet)."""
+        return (
+            yield from self._write(req, self._entry(req, task, text, verified, payload), vector)
+        )
+
+    def _entry(
+        self,
+        req: _Request,
+        task: Task[Any] | None,
+        text: str,
+        verified: bool,
+        payload: str | None = None,
+    ) -> Entry:
         steps = task.segment(text) if task is not None else [text]
-        entry = Entry(
+        return Entry(
             key=req.key,
             namespace=req.namespace,
             context=req.context,
@@ -951,6 +980,10 @@ class StepCache:
             payload=payload,
             tenant=req.tenant,
         )
+
+    def _write(
+        self, req: _Request, entry: Entry, vector: Any
+    ) -> Generator[Effect, Any, Entry | None]:
         if entry.reusable and vector is None:
             vector = yield from self._io(req, "embed", "embedding", self.embedder.embed, req.prompt)
             if vector is None:

@@ -13,6 +13,7 @@ from stepcache_core import (
     CacheConfig,
     Completion,
     Embedder,
+    Entry,
     InMemoryStore,
     InvalidPromptError,
     Path,
@@ -583,3 +584,30 @@ def test_the_stream_iterator_hands_a_patched_step_over_while_the_backend_writes(
     result = list(items)[-1]
     assert isinstance(result, Result) and result.path is Path.PATCH
     assert result.text == CACHED_2X.splitlines(keepends=True)[0] + "2x + 10 = x + 16\nx = 6\n"
+
+
+def test_a_miss_is_served_before_its_store_write_and_repeats_are_exact() -> None:
+    release = threading.Event()
+
+    class SlowStore(InMemoryStore):
+        def put(self, entry: Entry, vector: Sequence[float] | None) -> None:
+            assert release.wait(30)
+            super().put(entry, vector)
+
+    store = SlowStore()
+    cache = StepCache(store, embedder=HashEmbedder(), tasks=[MultiplesTask()])
+    backend = ScriptedBackend(right)
+    first = cache.generate("List the first 3 multiples of 4.", backend)  # the write is blocked
+    assert first.path is Path.MISS and store.count() == 0
+    again = cache.generate("List the first 3 multiples of 4.", backend)
+    assert again.path is Path.EXACT and again.text == first.text and backend.calls == 1
+    release.set()
+    cache.flush()
+    assert store.count() == 1
+    assert cache.generate("List the first 3 multiples of 4.", backend).path is Path.EXACT
+
+
+def test_clear_waits_for_pending_writes() -> None:
+    cache = make_cache()
+    cache.generate("List the first 3 multiples of 4.", ScriptedBackend(right))
+    assert cache.clear() == 1 and cache.store.count() == 0
