@@ -623,6 +623,14 @@ class StepCache:
                 reason="same prompt cached",
             )
 
+        # Read your writes: answers still being stored in the background are awaited before
+        # any search, so a request right after another one finds it (rarely waits: writes take
+        # milliseconds, the backend call before them seconds).
+        with self._writer_lock:
+            pending = bool(self._pending)
+        if pending:
+            yield from self._io(req, "lookup", "pending writes", self.flush, _WRITE_WAIT_S)
+
         # 2. Task detection. A request worded like a recent one (other numbers or variable)
         #    finds it by its shape key, before any embedding.
         t0 = time.perf_counter()
@@ -999,6 +1007,9 @@ class StepCache:
                     self._shapes.popitem(last=False)
         return entry
 
+
+#: The longest a request waits for earlier answers' background writes before it searches.
+_WRITE_WAIT_S = 10.0
 
 #: How many shape keys one StepCache remembers (an in-process index, a few MB at most).
 _MAX_SHAPES = 50_000

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 
 class Path(StrEnum):
@@ -68,6 +69,18 @@ class Result:
     @property
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
+
+    def summary(self) -> dict[str, Any]:
+        """How the answer was served, JSON-ready: what adapters attach to their responses."""
+        return {
+            "path": self.path.value,
+            "task": self.task,
+            "similarity": self.similarity,
+            "backend_calls": self.backend_calls,
+            "verified": self.verified,
+            "fallback_used": self.fallback_used,
+            "reason": self.reason,
+        }
 
     @property
     def from_cache(self) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable, Sequence
 
 import pytest
@@ -611,3 +612,29 @@ def test_clear_waits_for_pending_writes() -> None:
     cache = make_cache()
     cache.generate("List the first 3 multiples of 4.", ScriptedBackend(right))
     assert cache.clear() == 1 and cache.store.count() == 0
+
+
+def test_a_similar_request_right_after_a_miss_waits_for_its_write_and_reuses_it() -> None:
+    class SlowStore(InMemoryStore):
+        def put(self, entry: Entry, vector: Sequence[float] | None) -> None:
+            time.sleep(0.3)
+            super().put(entry, vector)
+
+    cache = StepCache(SlowStore(), embedder=HashEmbedder(), tasks=[MultiplesTask()])
+    backend = ScriptedBackend(right)
+    cache.generate("List the first 3 multiples of 4.", backend)
+    result = cache.generate("Please write the first 3 multiples of 4", backend)
+    assert result.path is Path.REUSE and backend.calls == 1
+
+
+def test_result_summary_says_how_the_answer_was_served() -> None:
+    import json
+
+    cache = make_cache()
+    backend = ScriptedBackend(right)
+    cache.generate("List the first 3 multiples of 4.", backend)
+    summary = cache.generate("Please write the first 3 multiples of 4", backend).summary()
+    assert summary["path"] == "reuse" and summary["task"] == "multiples"
+    assert summary["backend_calls"] == 0 and summary["verified"] is True
+    assert summary["similarity"] is not None and "verified" in summary["reason"]
+    assert json.loads(json.dumps(summary)) == summary
