@@ -446,11 +446,14 @@ def _problem_shape(spec: LinearSpec) -> str | None:
 def _misstates(rel: Relation, spec: LinearSpec, shape: str | None) -> bool:
     """An equation shaped like the problem (same terms, signs aside) that is not the problem:
     true at the solution, hence equivalent, yet a misstatement (``9k + 9 = 45`` for
-    ``9k - 4 = 32``)."""
+    ``9k - 4 = 32``). An identity (``2(x + 3) + 4 = 2x + 10``, an expansion) states nothing
+    about the problem, so it never misstates it."""
     if shape is None:
         return False
     try:
-        return signed_skeleton(rel.lhs, rel.rhs, spec.variable) == shape
+        if signed_skeleton(rel.lhs, rel.rhs, spec.variable) != shape:
+            return False
+        return linear(rel.lhs, spec.variable) != linear(rel.rhs, spec.variable)
     except MathTextError:
         return False
 
