@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from contextvars import ContextVar
 from typing import Any, TypeVar, cast
 
@@ -38,11 +38,15 @@ from stepcache_core import (
     Result,
     StepCache,
     StepOutcome,
+    TextListener,
 )
 from stepcache_core.streaming import StepOrResult, astream_steps, stream_steps
 
 F = TypeVar("F", bound=Callable[..., Any])
 OnStep = Callable[[StepOutcome], None] | None
+_Response = CompletionResponse | ChatResponse
+#: A completion's prompt or a chat's messages.
+Request = str | Sequence[ChatMessage]
 
 #: Fields of a wrapped model that shape its answers: part of the cache namespace. Endpoints
 #: (`api_base`) and credentials are left out on purpose.
@@ -72,6 +76,7 @@ def _on_chat(f: F) -> F:
 @contextmanager
 def _quiet() -> Iterator[None]:
     """Mute LLM events in this context: the wrapped model's calls are part of the user's call."""
+    _install_quiet_events()
     token = _QUIET.set(True)
     try:
         yield
@@ -112,7 +117,7 @@ def model_namespace(llm: LLM) -> str:
     return f"llamaindex:{llm.class_name()}:{meta.model_name}:{_digest(identity)[:16]}"
 
 
-def _usage(response: CompletionResponse | ChatResponse) -> tuple[int, int]:
+def _usage(response: _Response) -> tuple[int, int]:
     """Prompt and completion tokens from the response's raw usage (dict or object), else 0."""
     raw = response.raw
     usage = raw.get("usage") if isinstance(raw, Mapping) else getattr(raw, "usage", None)
@@ -126,15 +131,47 @@ def _usage(response: CompletionResponse | ChatResponse) -> tuple[int, int]:
     return get("prompt_tokens"), get("completion_tokens")
 
 
-def _completion(response: CompletionResponse | ChatResponse) -> Completion:
+def _text(response: _Response) -> str:
     text = response.text if isinstance(response, CompletionResponse) else response.message.content
-    return Completion(text or "", *_usage(response))
+    return text or ""
+
+
+def _completion(response: _Response) -> Completion:
+    return Completion(_text(response), *_usage(response))
+
+
+class _Pieces:
+    """Reads a wrapped model's stream, handing each new piece of text to `on_text`: the pieces
+    join to the resulting Completion's text; its tokens are the last response's."""
+
+    def __init__(self, on_text: TextListener) -> None:
+        self.on_text = on_text
+        self.completion = Completion("")
+
+    def add(self, response: _Response) -> None:
+        """Take the response's delta, else what its text adds to the text so far."""
+        text = self.completion.text
+        piece = response.delta if response.delta is not None else _text(response)[len(text) :]
+        self.completion = Completion(text + piece, *_usage(response))
+        if piece:
+            self.on_text(piece)
+
+    def drain(self, stream: Iterator[_Response]) -> Completion:
+        for response in stream:
+            self.add(response)
+        return self.completion
+
+    async def adrain(self, stream: AsyncIterator[_Response]) -> Completion:
+        async for response in stream:
+            self.add(response)
+        return self.completion
 
 
 class LlamaIndexBackend(Backend):
     """A LlamaIndex LLM as a StepCache backend: `complete`, or `chat` after `history` when given.
 
-    Calls are muted (no LLM events): they are reported as part of the wrapper's call.
+    Calls, streamed or not, are muted (no instrumentation LLM events): they are reported as part
+    of the wrapper's call (`StepCacheLLM` also gives its copy a silent callback manager).
     """
 
     def __init__(
@@ -171,6 +208,24 @@ class LlamaIndexBackend(Backend):
                 return _completion(await self.llm.acomplete(arg, **kwargs))
             return _completion(await self.llm.achat(arg, **kwargs))
 
+    def complete_streaming(
+        self, prompt: str, max_tokens: int | None, on_text: TextListener
+    ) -> Completion:
+        arg, kwargs = self._args(prompt, max_tokens)
+        with _quiet():
+            if self.history is None:
+                return _Pieces(on_text).drain(self.llm.stream_complete(arg, **kwargs))
+            return _Pieces(on_text).drain(self.llm.stream_chat(arg, **kwargs))
+
+    async def acomplete_streaming(
+        self, prompt: str, max_tokens: int | None, on_text: TextListener
+    ) -> Completion:
+        arg, kwargs = self._args(prompt, max_tokens)
+        with _quiet():
+            if self.history is None:
+                return await _Pieces(on_text).adrain(await self.llm.astream_complete(arg, **kwargs))
+            return await _Pieces(on_text).adrain(await self.llm.astream_chat(arg, **kwargs))
+
 
 def split_chat(messages: Sequence[ChatMessage]) -> tuple[str, list[ChatMessage], str] | None:
     """(last user message, earlier messages, context key), or None when not cacheable.
@@ -190,21 +245,18 @@ def split_chat(messages: Sequence[ChatMessage]) -> tuple[str, list[ChatMessage],
 def _raw(result: Result) -> dict[str, Any]:
     usage = {"prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens}
     usage["total_tokens"] = result.total_tokens
-    info = {"path": result.path.value, "task": result.task, "similarity": result.similarity}
-    info.update(backend_calls=result.backend_calls, verified=result.verified)
-    info.update(fallback_used=result.fallback_used, reason=result.reason)
-    return {"usage": usage, "stepcache": info}
+    return {"usage": usage, "stepcache": result.summary()}
 
 
 def _assistant(text: str) -> ChatMessage:
     return ChatMessage(role=MessageRole.ASSISTANT, content=text)
 
 
-def _bypassed(text: str, response: CompletionResponse | ChatResponse) -> Result:
-    completion = _completion(response)
+def _bypassed(answer: Completion) -> Result:
+    """The result of a request the cache cannot take, answered by the wrapped model directly."""
     return Result(
-        text, Path.MISS, prompt_tokens=completion.prompt_tokens,
-        completion_tokens=completion.completion_tokens, backend_calls=1, reason="not cacheable",
+        answer.text, Path.MISS, prompt_tokens=answer.prompt_tokens,
+        completion_tokens=answer.completion_tokens, backend_calls=1, reason="not cacheable",
     )  # fmt: skip
 
 
@@ -231,7 +283,6 @@ class StepCacheLLM(LLM):
         super().__init__(**kwargs)
         self._backend_llm = llm.model_copy(update={"callback_manager": CallbackManager([])})
         self._namespace = model_namespace(self._backend_llm)
-        _install_quiet_events()
 
     @classmethod
     def class_name(cls) -> str:
@@ -251,132 +302,99 @@ class StepCacheLLM(LLM):
 
     # ------------------------------------------------------------------ requests
 
-    def _scope(self, kwargs: Mapping[str, Any]) -> str:
+    def _plan(
+        self, request: Request, kwargs: dict[str, Any]
+    ) -> tuple[str, LlamaIndexBackend, dict[str, Any]] | None:
+        """(prompt, backend, `generate` keywords), or None for a chat that cannot be cached.
+
+        The namespace is the wrapped model's, scoped by the call's kwargs (`formatted` aside).
+        """
+        split = (request, None, "") if isinstance(request, str) else split_chat(request)
+        if split is None:
+            return None
+        prompt, history, context = split
         extra = {k: v for k, v in kwargs.items() if k != "formatted"}
-        return f"{self._namespace}:{_digest(extra)[:12]}" if extra else self._namespace
+        scope = f"{self._namespace}:{_digest(extra)[:12]}" if extra else self._namespace
+        backend = LlamaIndexBackend(self._backend_llm, history, kwargs)
+        return prompt, backend, {"namespace": scope, "tenant": self.tenant, "context": context}
 
-    def _complete(
-        self, prompt: str, formatted: bool, kwargs: dict[str, Any], on_step: OnStep = None
-    ) -> Result:
-        backend = LlamaIndexBackend(self._backend_llm, None, {"formatted": formatted, **kwargs})
-        try:
-            return self.cache.generate(
-                prompt, backend, namespace=self._scope(kwargs), tenant=self.tenant, on_step=on_step
-            )
-        except InvalidPromptError:
-            with _quiet():
-                response = self._backend_llm.complete(prompt, formatted=formatted, **kwargs)
-            return _bypassed(response.text, response)
-
-    async def _acomplete(
-        self, prompt: str, formatted: bool, kwargs: dict[str, Any], on_step: OnStep = None
-    ) -> Result:
-        backend = LlamaIndexBackend(self._backend_llm, None, {"formatted": formatted, **kwargs})
-        try:
-            return await self.cache.agenerate(
-                prompt, backend, namespace=self._scope(kwargs), tenant=self.tenant, on_step=on_step
-            )
-        except InvalidPromptError:
-            with _quiet():
-                response = await self._backend_llm.acomplete(prompt, formatted=formatted, **kwargs)
-            return _bypassed(response.text, response)
-
-    def _chat(
-        self, messages: Sequence[ChatMessage], kwargs: dict[str, Any], on_step: OnStep = None
-    ) -> Result:
-        split = split_chat(messages)
-        if split is not None:
-            prompt, history, context = split
-            backend = LlamaIndexBackend(self._backend_llm, history, kwargs)
-            scope = self._scope(kwargs)
-            try:
-                return self.cache.generate(
-                    prompt,
-                    backend,
-                    namespace=scope,
-                    tenant=self.tenant,
-                    context=context,
-                    on_step=on_step,
-                )
-            except InvalidPromptError:
-                pass
+    def _answer(self, request: Request, kwargs: dict[str, Any], on_step: OnStep = None) -> Result:
+        """Answer a completion (`kwargs` hold `formatted`) or a chat through the cache; what
+        the cache cannot take goes to the wrapped model directly."""
+        plan = self._plan(request, kwargs)
+        if plan is not None:
+            prompt, backend, options = plan
+            with suppress(InvalidPromptError):
+                return self.cache.generate(prompt, backend, on_step=on_step, **options)
         with _quiet():
-            response = self._backend_llm.chat(messages, **kwargs)
-        return _bypassed(response.message.content or "", response)
+            if isinstance(request, str):
+                return _bypassed(_completion(self._backend_llm.complete(request, **kwargs)))
+            return _bypassed(_completion(self._backend_llm.chat(request, **kwargs)))
 
-    async def _achat(
-        self, messages: Sequence[ChatMessage], kwargs: dict[str, Any], on_step: OnStep = None
+    async def _aanswer(
+        self, request: Request, kwargs: dict[str, Any], on_step: OnStep = None
     ) -> Result:
-        split = split_chat(messages)
-        if split is not None:
-            prompt, history, context = split
-            backend = LlamaIndexBackend(self._backend_llm, history, kwargs)
-            scope = self._scope(kwargs)
-            try:
-                return await self.cache.agenerate(
-                    prompt,
-                    backend,
-                    namespace=scope,
-                    tenant=self.tenant,
-                    context=context,
-                    on_step=on_step,
-                )
-            except InvalidPromptError:
-                pass
+        plan = self._plan(request, kwargs)
+        if plan is not None:
+            prompt, backend, options = plan
+            with suppress(InvalidPromptError):
+                return await self.cache.agenerate(prompt, backend, on_step=on_step, **options)
         with _quiet():
-            response = await self._backend_llm.achat(messages, **kwargs)
-        return _bypassed(response.message.content or "", response)
+            if isinstance(request, str):
+                return _bypassed(_completion(await self._backend_llm.acomplete(request, **kwargs)))
+            return _bypassed(_completion(await self._backend_llm.achat(request, **kwargs)))
 
     # ------------------------------------------------------------------ the LLM interface
 
     @_on_completion
     def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
-        result = self._complete(prompt, formatted, kwargs)
+        result = self._answer(prompt, {"formatted": formatted, **kwargs})
         return CompletionResponse(text=result.text, raw=_raw(result))
 
     @_on_completion
     async def acomplete(
         self, prompt: str, formatted: bool = False, **kwargs: Any
     ) -> CompletionResponse:
-        result = await self._acomplete(prompt, formatted, kwargs)
+        result = await self._aanswer(prompt, {"formatted": formatted, **kwargs})
         return CompletionResponse(text=result.text, raw=_raw(result))
 
     @_on_chat
     def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
-        result = self._chat(messages, kwargs)
+        result = self._answer(messages, kwargs)
         return ChatResponse(message=_assistant(result.text), raw=_raw(result))
 
     @_on_chat
     async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
-        result = await self._achat(messages, kwargs)
+        result = await self._aanswer(messages, kwargs)
         return ChatResponse(message=_assistant(result.text), raw=_raw(result))
 
     # Streams: reused steps arrive at once, before the wrapped model is asked to patch the rest;
-    # patched and generated steps arrive once verified; the last delta carries `raw`.
+    # patched and generated steps as the model writes them, each once whole and verified; the
+    # last response carries `raw`.
 
     @_on_completion
     def stream_complete(
         self, prompt: str, formatted: bool = False, **kwargs: Any
     ) -> CompletionResponseGen:
-        steps = stream_steps(lambda on: self._complete(prompt, formatted, kwargs, on))
-        return _completion_stream(steps)
+        options = {"formatted": formatted, **kwargs}
+        return _completion_stream(stream_steps(lambda on: self._answer(prompt, options, on)))
 
     @_on_completion
     async def astream_complete(
         self, prompt: str, formatted: bool = False, **kwargs: Any
     ) -> CompletionResponseAsyncGen:
-        steps = astream_steps(lambda on: self._acomplete(prompt, formatted, kwargs, on))
-        return _acompletion_stream(steps)
+        options = {"formatted": formatted, **kwargs}
+        return _acompletion_stream(astream_steps(lambda on: self._aanswer(prompt, options, on)))
 
     @_on_chat
     def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
-        return _chat_stream(stream_steps(lambda on: self._chat(messages, kwargs, on)))
+        return _chat_stream(stream_steps(lambda on: self._answer(messages, kwargs, on)))
 
     @_on_chat
     async def astream_chat(
         self, messages: Sequence[ChatMessage], **kwargs: Any
     ) -> ChatResponseAsyncGen:
-        return _achat_stream(astream_steps(lambda on: self._achat(messages, kwargs, on)))
+        return _achat_stream(astream_steps(lambda on: self._aanswer(messages, kwargs, on)))
 
 
 def _delta(item: StepOrResult, text: str) -> tuple[str, str, dict[str, Any] | None]:
@@ -402,14 +420,10 @@ async def _acompletion_stream(items: AsyncIterator[StepOrResult]) -> CompletionR
 
 
 def _chat_stream(items: Iterator[StepOrResult]) -> ChatResponseGen:
-    text = ""
-    for item in items:
-        text, delta, raw = _delta(item, text)
-        yield ChatResponse(message=_assistant(text), delta=delta, raw=raw)
+    for chunk in _completion_stream(items):
+        yield ChatResponse(message=_assistant(chunk.text), delta=chunk.delta, raw=chunk.raw)
 
 
 async def _achat_stream(items: AsyncIterator[StepOrResult]) -> ChatResponseAsyncGen:
-    text = ""
-    async for item in items:
-        text, delta, raw = _delta(item, text)
-        yield ChatResponse(message=_assistant(text), delta=delta, raw=raw)
+    async for chunk in _acompletion_stream(items):
+        yield ChatResponse(message=_assistant(chunk.text), delta=chunk.delta, raw=chunk.raw)

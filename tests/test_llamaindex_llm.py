@@ -6,9 +6,12 @@ was asked; Chroma runs on disk in tmp_path with the hashing embedder.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import re
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path as FsPath
@@ -42,7 +45,7 @@ import stepcache_llamaindex
 from stepcache_core import ChromaStore, Embedder, StepCache
 from stepcache_core.tasks.json_object import detect_json_spec
 from stepcache_core.tasks.linear import LinearSpec, detect_linear
-from stepcache_llamaindex import StepCacheLLM, model_namespace
+from stepcache_llamaindex import LlamaIndexBackend, StepCacheLLM, model_namespace
 
 from conftest import HashEmbedder
 
@@ -94,15 +97,22 @@ def answer(prompt: str) -> str:
 
 
 class ScriptedLLM(LLM):
-    """Answers with `script(prompt)` (chat: the last message); records every request."""
+    """Answers with `script(prompt)` (chat: the last message); records every request.
+
+    Streams write the answer line by line (cumulative text, the line as delta, or no delta when
+    `no_delta`); only the last chunk carries the usage. `_wrote` runs after each chunk.
+    """
 
     script: Callable[[str], str] = Field(default=answer, exclude=True)
     model_name: str = "scripted-1"
     temperature: float = 0.0
     chat_model: bool = False
+    no_delta: bool = False
     prompts: list[str] = Field(default_factory=list, exclude=True)
     chats: list[list[ChatMessage]] = Field(default_factory=list, exclude=True)
     kwargs_seen: list[dict[str, Any]] = Field(default_factory=list, exclude=True)
+    streams: list[str] = Field(default_factory=list, exclude=True)  # requests streamed
+    written: list[str] = Field(default_factory=list, exclude=True)  # streamed lines, in order
 
     @classmethod
     def class_name(cls) -> str:
@@ -116,6 +126,10 @@ class ScriptedLLM(LLM):
     def calls(self) -> int:
         return len(self.prompts) + len(self.chats)
 
+    @property
+    def streamed(self) -> int:  # the wrapper's copy of this model shares its lists, not its ints
+        return len(self.streams)
+
     def _answer(self, prompt: str, **kwargs: Any) -> CompletionResponse:
         self.kwargs_seen.append(kwargs)
         text = self.script(prompt)
@@ -124,8 +138,39 @@ class ScriptedLLM(LLM):
 
     def _reply(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         self.chats.append(list(messages))
-        out = self._answer(messages[-1].content or "", **kwargs)
-        return ChatResponse(message=ChatMessage(role="assistant", content=out.text), raw=out.raw)
+        return _as_chat(self._answer(messages[-1].content or "", **kwargs))
+
+    def _chunks(self, prompt: str, **kwargs: Any) -> list[CompletionResponse]:
+        self.streams.append(prompt)
+        out = self._answer(prompt, **kwargs)
+        lines = out.text.splitlines(keepends=True) or [""]
+        texts = list(itertools.accumulate(lines))
+        return [
+            CompletionResponse(
+                text=text,
+                delta=None if self.no_delta else line,
+                raw=out.raw if n == len(lines) else None,
+            )
+            for n, (line, text) in enumerate(zip(lines, texts, strict=True), start=1)
+        ]
+
+    def _stream(self, prompt: str, **kwargs: Any) -> CompletionResponseGen:
+        for chunk in self._chunks(prompt, **kwargs):
+            self.written.append(chunk.text)
+            yield chunk
+            self._wrote(prompt, chunk.text)
+
+    async def _astream(self, prompt: str, **kwargs: Any) -> CompletionResponseAsyncGen:
+        for chunk in self._chunks(prompt, **kwargs):
+            self.written.append(chunk.text)
+            yield chunk
+            await self._awrote(prompt, chunk.text)
+
+    def _wrote(self, prompt: str, text: str) -> None:
+        """Called once the consumer asks for the chunk after the one ending in `text`."""
+
+    async def _awrote(self, prompt: str, text: str) -> None:
+        await asyncio.sleep(0)
 
     @llm_completion_callback()
     def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
@@ -151,24 +196,70 @@ class ScriptedLLM(LLM):
     def stream_complete(
         self, prompt: str, formatted: bool = False, **kwargs: Any
     ) -> CompletionResponseGen:
-        out = self.complete(prompt, **kwargs)
-        yield CompletionResponse(text=out.text, delta=out.text)
+        self.prompts.append(prompt)
+        return self._stream(prompt, **kwargs)
 
     @llm_completion_callback()
     async def astream_complete(
         self, prompt: str, formatted: bool = False, **kwargs: Any
     ) -> CompletionResponseAsyncGen:
-        raise NotImplementedError
+        self.prompts.append(prompt)
+        return self._astream(prompt, **kwargs)
 
     @llm_chat_callback()
     def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
-        raise NotImplementedError
+        self.chats.append(list(messages))
+        return (_as_chat(c) for c in self._stream(messages[-1].content or "", **kwargs))
 
     @llm_chat_callback()
     async def astream_chat(
         self, messages: Sequence[ChatMessage], **kwargs: Any
     ) -> ChatResponseAsyncGen:
-        raise NotImplementedError
+        self.chats.append(list(messages))
+        return (_as_chat(c) async for c in self._astream(messages[-1].content or "", **kwargs))
+
+
+def _as_chat(out: CompletionResponse) -> ChatResponse:
+    message = ChatMessage(role="assistant", content=out.text)
+    return ChatResponse(message=message, delta=out.delta, raw=out.raw)
+
+
+#: How long a held stream waits for the consumer before the test fails.
+HOLD_S = 20.0
+
+
+class HoldingLLM(ScriptedLLM):
+    """A ScriptedLLM that holds each patch continuation after its second line (which completes
+    the first patched step) until `release` is set; `holding` is set once it waits there."""
+
+    release: threading.Event = Field(default_factory=threading.Event, exclude=True)
+    holding: threading.Event = Field(default_factory=threading.Event, exclude=True)
+
+    def _holds(self, prompt: str, text: str) -> bool:
+        return "Continue the solution" in prompt and text.count("\n") == 2
+
+    def _wrote(self, prompt: str, text: str) -> None:
+        if self._holds(prompt, text):
+            self.holding.set()
+            assert self.release.wait(HOLD_S), "the first patched step never reached the consumer"
+
+    async def _awrote(self, prompt: str, text: str) -> None:
+        if not self._holds(prompt, text):
+            return
+        self.holding.set()
+        deadline = time.monotonic() + HOLD_S
+        while not self.release.is_set():  # the consumer runs on this loop: poll, never block
+            assert time.monotonic() < deadline, "the first patched step never reached the consumer"
+            await asyncio.sleep(0.01)
+
+    def calls_text(self) -> str:
+        """The last request's text (the last prompt, or a chat's last message)."""
+        return self.prompts[-1] if self.prompts else self.chats[-1][-1].content or ""
+
+    def reset(self) -> None:
+        self.release.clear()
+        self.holding.clear()
+        self.written.clear()
 
 
 class EventCounter(BaseEventHandler):
@@ -195,6 +286,9 @@ MATH = "Solve 2(x + 3) + 4 = 20 for x."
 MATH_REWORDED = "Please solve 2(x + 3) + 4 = 20 for x."
 MATH_NEW_CONSTANT = "Solve 2(x + 3) + 4 = 22 for x."  # same structure: steps renumbered
 MATH_OTHER = "Solve 2(x + 3) + 4 = x + 16 for x."  # other structure: the first step still holds
+MATH_LONG = "Solve 2(x + 3) + 4 = -x + 13 for x."  # as MATH_OTHER, with three steps to patch
+REUSED = "Expand the left side: 2(x + 3) + 4 = 2x + 10\n"  # MATH's first step, kept for both
+PATCHED = ["So 2x + 10 = -x + 13\n", "3x = 3\n", "x = 1\n"]  # MATH_LONG's patched steps
 MATH_ROUNDED = "Solve 2(x + 3) + 4 = 22 for x, and round to 2 decimals."
 CAT = "Return a JSON object describing a cat with keys name, age, color."
 CAT_OWNER = "Return a JSON object describing a cat with keys name, age, color, owner."
@@ -452,6 +546,131 @@ async def test_async_variants_reuse_and_patch(llm: StepCacheLLM, model: Scripted
     assert model.calls == 4
 
 
+# ---------------------------------------------------------------------------- streaming backend
+
+
+def _expected_usage(prompt: str, text: str) -> tuple[int, int]:
+    return len(prompt.split()), len(text.split())  # ScriptedLLM's usage, on its last chunk
+
+
+@pytest.mark.parametrize("no_delta", [False, True], ids=["delta", "text-only"])
+def test_backend_complete_streaming_hands_over_each_line(
+    no_delta: bool, events: EventCounter
+) -> None:
+    model = ScriptedLLM(no_delta=no_delta)
+    list(model.stream_complete("direct call"))  # the scripted model reports its own streams ...
+    assert events.llm_pairs() == (1, 1)
+    events.names.clear()
+    text = answer(MATH)
+    for backend in (LlamaIndexBackend(model), LlamaIndexBackend(model, [SYSTEM])):
+        pieces: list[str] = []
+        out = backend.complete_streaming(MATH, 64, pieces.append)
+        assert pieces == text.splitlines(keepends=True) and "".join(pieces) == out.text == text
+        assert (out.prompt_tokens, out.completion_tokens) == _expected_usage(MATH, text)
+        assert model.kwargs_seen[-1] == {"max_tokens": 64}
+    assert model.prompts[-1] == MATH and model.chats[-1] == [SYSTEM, user(MATH)]
+    assert model.streamed == 3 and events.llm_pairs() == (0, 0)  # ... muted in the backend
+
+    empty = LlamaIndexBackend(ScriptedLLM(script=lambda prompt: "", no_delta=no_delta))
+    pieces = []
+    assert empty.complete_streaming(MATH, None, pieces.append).text == "" and pieces == []
+
+
+@pytest.mark.parametrize("no_delta", [False, True], ids=["delta", "text-only"])
+async def test_backend_acomplete_streaming_hands_over_each_line(
+    no_delta: bool, events: EventCounter
+) -> None:
+    model = ScriptedLLM(no_delta=no_delta)
+    _ = [r async for r in await model.astream_complete("direct call")]
+    assert events.llm_pairs() == (1, 1)
+    events.names.clear()
+    text = answer(CAT)
+    loop = asyncio.get_running_loop()
+    pieces: list[str] = []
+
+    def on_text(piece: str) -> None:
+        assert asyncio.get_running_loop() is loop  # called on the running loop
+        pieces.append(piece)
+
+    for backend in (LlamaIndexBackend(model), LlamaIndexBackend(model, [SYSTEM])):
+        pieces.clear()
+        out = await backend.acomplete_streaming(CAT, None, on_text)
+        assert pieces == text.splitlines(keepends=True) and "".join(pieces) == out.text == text
+        assert (out.prompt_tokens, out.completion_tokens) == _expected_usage(CAT, text)
+        assert model.kwargs_seen[-1] == {}
+    assert model.prompts[-1] == CAT and model.chats[-1] == [SYSTEM, user(CAT)]
+    assert model.streamed == 3 and events.llm_pairs() == (0, 0)
+
+
+def _text(chunk: CompletionResponse | ChatResponse) -> str:
+    return chunk.text if isinstance(chunk, CompletionResponse) else chunk.message.content or ""
+
+
+def _check_held_stream(
+    seen: list[tuple[str | None, str]], final: CompletionResponse | ChatResponse
+) -> None:
+    """`seen`: each chunk's delta with what the held model had written when it arrived."""
+    deltas = [delta for delta, _ in seen]
+    assert deltas == [REUSED, *PATCHED, ""]  # the reused step first, then one per patched step
+    # the first patched step arrived while the model was held, before it wrote `x = 1`
+    assert seen[1][1] == "".join(PATCHED[:2])
+    assert "".join(d or "" for d in deltas) == _text(final) == REUSED + "".join(PATCHED)
+    info = final.raw["stepcache"]  # type: ignore[index]
+    assert info["path"] == "patch" and info["verified"] and info["backend_calls"] == 1
+    usage = final.raw["usage"]  # type: ignore[index]
+    assert usage["completion_tokens"] == len("".join(PATCHED).split())  # the stream's last chunk
+
+
+@pytest.mark.parametrize("chat", [False, True], ids=["complete", "chat"])
+def test_stream_sends_each_patched_step_while_the_model_still_writes(
+    cache: StepCache, chat: bool
+) -> None:
+    model = HoldingLLM()
+    llm = StepCacheLLM(llm=model, cache=cache)
+    llm.chat([SYSTEM, user(MATH)]) if chat else llm.complete(MATH)
+    model.reset()
+    chunks = llm.stream_chat([SYSTEM, user(MATH_LONG)]) if chat else llm.stream_complete(MATH_LONG)
+    seen: list[tuple[str | None, str]] = []
+    for chunk in chunks:
+        seen.append((chunk.delta, "".join(model.written[-1:])))
+        if chunk.delta == PATCHED[0]:
+            assert model.holding.wait(HOLD_S) and not model.release.is_set()
+            model.release.set()  # let the model write the rest
+    _check_held_stream(seen, chunk)
+    assert model.streamed == 1 and "Continue the solution" in model.calls_text()
+    assert model.calls == 2
+
+
+async def _until(event: threading.Event) -> bool:
+    deadline = time.monotonic() + HOLD_S
+    while not event.is_set() and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    return event.is_set()
+
+
+@pytest.mark.parametrize("chat", [False, True], ids=["complete", "chat"])
+async def test_astream_sends_each_patched_step_while_the_model_still_writes(
+    cache: StepCache, chat: bool
+) -> None:
+    model = HoldingLLM()
+    llm = StepCacheLLM(llm=model, cache=cache)
+    await (llm.achat([SYSTEM, user(MATH)]) if chat else llm.acomplete(MATH))
+    model.reset()
+    if chat:
+        chunks: Any = await llm.astream_chat([SYSTEM, user(MATH_LONG)])
+    else:
+        chunks = await llm.astream_complete(MATH_LONG)
+    seen: list[tuple[str | None, str]] = []
+    async for chunk in chunks:
+        seen.append((chunk.delta, "".join(model.written[-1:])))
+        if chunk.delta == PATCHED[0]:
+            assert await _until(model.holding) and not model.release.is_set()
+            model.release.set()
+    _check_held_stream(seen, chunk)
+    assert model.streamed == 1 and "Continue the solution" in model.calls_text()
+    assert model.calls == 2
+
+
 # ---------------------------------------------------------------------------- events
 
 
@@ -476,13 +695,16 @@ def test_one_event_pair_per_user_call(
         lambda: list(llm.stream_complete(MATH)),
         lambda: list(llm.stream_chat([SYSTEM, user(CAT)])),
         lambda: llm.predict(PromptTemplate("Solve {eq} for x."), eq="2(x + 3) + 4 = 24"),
+        lambda: list(llm.stream_complete(MATH_LONG)),  # patch: the wrapped model streams it
+        lambda: list(llm.stream_chat([user(MATH)])),  # miss: the wrapped model streams it
     ]
     for n, call in enumerate(calls, start=1):
         call()
         assert events.llm_pairs() == (n, n), events.names
         pairs = debug.get_event_pairs(CBEventType.LLM)
         assert len(pairs) == n
-    assert model.calls == 1 + 4  # the direct call, then two misses and two patches
+    assert model.calls == 1 + 6  # the direct call, then three misses and three patches
+    assert model.streamed == 2  # the last two through the backend's streaming path
     payload = debug.get_event_pairs(CBEventType.LLM)[0][0].payload or {}
     assert any("StepCacheLLM" in str(v) for v in payload.values())
 
@@ -500,8 +722,10 @@ async def test_one_event_pair_per_async_call(
     await llm.achat([SYSTEM, user(CAT_OWNER)])
     _ = [r async for r in await llm.astream_complete(MATH)]
     _ = [r async for r in await llm.astream_chat([SYSTEM, user(CAT)])]
-    assert events.llm_pairs() == (6, 6)
-    assert model.calls == 4
+    _ = [r async for r in await llm.astream_complete(MATH_LONG)]  # streamed patch
+    _ = [r async for r in await llm.astream_chat([user(MATH)])]  # streamed miss
+    assert events.llm_pairs() == (8, 8)
+    assert model.calls == 6 and model.streamed == 2
 
 
 # ---------------------------------------------------------------------------- settings, queries
@@ -582,7 +806,9 @@ def test_parameters_tenants_and_call_kwargs_separate_entries(
 
 def test_a_second_process_reads_the_same_disk_cache(tmp_path: FsPath) -> None:
     model = ScriptedLLM()
-    StepCacheLLM(llm=model, cache=make_cache(tmp_path)).complete(MATH)
+    first = make_cache(tmp_path)
+    StepCacheLLM(llm=model, cache=first).complete(MATH)
+    first.flush()  # answers are stored in the background: written before the process would exit
     other = ScriptedLLM()
     reopened = StepCacheLLM(llm=other, cache=make_cache(tmp_path))
     assert path_of(reopened.complete(MATH_REWORDED)) == "reuse" and other.calls == 0
