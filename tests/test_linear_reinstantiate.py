@@ -25,8 +25,8 @@ from test_task_linear import ACCEPTED, CLEAN, fixture, spec_of
 from stepcache_core import InMemoryStore, Path, StepCache
 from stepcache_core.tasks.base import Check
 from stepcache_core.tasks.linear import LinearEquationTask
-from stepcache_core.tasks.mathtext import final_value, read_math
-from stepcache_core.tasks.renumber import signed_skeleton
+from stepcache_core.tasks.mathtext import MathTextError, final_value, read_math
+from stepcache_core.tasks.renumber import _compile, signed_skeleton
 
 from conftest import HashEmbedder, ScriptedBackend
 
@@ -249,6 +249,48 @@ def test_signed_skeleton() -> None:
     assert signed_skeleton("6(y - 2)", "-42", "y") == "±#(v±#)=±#"
     assert signed_skeleton("3x + 5", "20", "x") != signed_skeleton("20", "3x + 5", "x")
     assert signed_skeleton("x/4 + 3", "5", "x") != signed_skeleton("4x + 3", "5", "x")
+
+
+_OCC_FIXED = ({0: F(2), 1: F(-3)}, frozenset[int](), F(5))
+_OCC_0_FREE = ({0: F(2), 1: F(-3)}, frozenset({0}), F(5))
+
+
+@pytest.mark.parametrize(
+    ("tokens", "values"),
+    [
+        ((0, 1), [(F(-6),), (F(0), F(-3))]),  # occurrences side by side multiply
+        (("3", "3"), [(F(9),), (F(9),)]),  # so do numbers (mathtext's poly rejects "3 3")
+        ((0, "x"), [(F(10),), (F(0), F(5))]),
+        (("x", "3"), [(F(15),), (F(15),)]),
+        (("x", ".5"), None),  # ".5" never starts a factor here (it does in mathtext's poly)
+        ((0, ".5"), None),
+        ((0, "*", "*", 1), None),
+        ((0, "/", 1), [(F(-2, 3),), (F(0), F(-1, 3))]),
+        (("(", 0, ")", "(", "x", ")"), [(F(10),), (F(0), F(5))]),
+        (("x", "*", "x", "*", "x"), [(F(125),), (F(125),)]),
+        (("-", 0, "+", "y"), [(F(3),), (F(5), F(-1))]),  # any letter is the variable
+        (("x", "/", 0), [(F(5, 2),), "division by zero or by the unknown"]),
+        ((0, "/", "0"), ["division by zero or by the unknown"] * 2),
+        ((0, "+"), None),
+        ((0, ")"), None),
+        ((), None),
+    ],
+)
+def test_side_compiler_grammar(tokens: tuple[str | int, ...], values: list[object] | None) -> None:
+    """`renumber` compiles a side with mathtext's grammar: its values, with occurrence 0 fixed to
+    2 and then free (a polynomial in it), at x = 5; None where the tokens do not parse."""
+    program = _compile(tokens)
+    if values is None:
+        assert program is None
+        return
+    assert program is not None
+    got: list[object] = []
+    for env in (_OCC_FIXED, _OCC_0_FREE):
+        try:
+            got.append(program(*env))
+        except MathTextError as exc:
+            got.append(str(exc))
+    assert got == values
 
 
 # ---------------------------------------------------------------------------- properties

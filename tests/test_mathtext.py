@@ -77,6 +77,50 @@ def test_rejects(expr: str, error: type[Exception]) -> None:
         linear(expr, "x")
 
 
+@pytest.mark.parametrize(
+    ("expr", "outcome"),
+    [
+        ("3 5", (MathTextError, "two numbers side by side")),
+        (".5 3", (MathTextError, "two numbers side by side")),
+        ("1 2/3", (MathTextError, "two numbers side by side")),
+        ("1.5.5", (MathTextError, "two numbers side by side")),
+        ("x .5", (F(0), F(1, 2))),
+        ("(x).5", (F(0), F(1, 2))),
+        ("2(x)3", (F(0), F(6))),
+        ("x2", (F(0), F(2))),
+        ("3 ( 4 )", (F(12),)),
+        ("+-+x", (F(0), F(-1))),
+        ("(x+1)(x-1)", (F(-1), F(0), F(1))),
+        ("x*x*x*x", (F(0), F(0), F(0), F(0), F(1))),
+        ("x*x*x*x*x", (NonLinearError, "degree too high")),
+        ("2**x", (MathTextError, "a doubled operator (** or //)")),
+        ("x*/2", (MathTextError, "a doubled operator (** or //)")),
+        ("(x", (MathTextError, "unbalanced parentheses")),
+        ("x)", (MathTextError, "unexpected ')'")),
+        ("()", (MathTextError, "unexpected ')'")),
+        ("*3", (MathTextError, "unexpected '*'")),
+        ("x=1", (MathTextError, "unexpected '='")),
+        ("   ", (MathTextError, "empty expression")),
+        ("3x+", (MathTextError, "expression ends early")),
+        ("2y", (OtherVariableError, "another variable 'y'")),
+        ("1/(2x)", (NonLinearError, "division by the variable")),
+        ("x/(x-x)", (MathTextError, "division by zero")),
+        ("x^2", (NonLinearError, "a power (^)")),
+        ("1" * 31, (MathTextError, "number too long")),
+    ],
+)
+def test_poly_values_and_errors_exactly(
+    expr: str, outcome: tuple[Fraction, ...] | tuple[type[MathTextError], str]
+) -> None:
+    """The parser's edge cases, pinned: which juxtapositions multiply, and each error's message."""
+    if outcome and isinstance(outcome[0], type):
+        with pytest.raises(MathTextError) as info:
+            poly(expr, "x")
+        assert (type(info.value), str(info.value)) == outcome
+    else:
+        assert poly(expr, "x") == outcome
+
+
 def test_poly_is_memoized_and_exact() -> None:
     assert poly("x/3 + x/6", "x") == (F(0), F(1, 2))
     assert poly("x/3 + x/6", "x") is poly("x/3 + x/6", "x")

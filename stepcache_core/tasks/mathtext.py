@@ -6,6 +6,7 @@ A model writes math as LaTeX spans (``\\(x = 4\\)``, ``\\[ ... \\]``, ``\\frac{3
 expression without ``=``, every ``\\boxed{}`` value, and the numbers and single letters of the
 prose around them. `poly` evaluates a plain expression exactly (`fractions.Fraction`
 coefficients) with its own small parser: no ``eval``, memoized, microseconds per new string.
+`ExprParser` is that parser over any value type (`renumber` compiles sides with it).
 
 Plain ("whitelisted") math is digits, ``.``, one-letter variables, ``+ - * / ( )`` and spaces;
 juxtaposition multiplies (``3x``, ``2(y - 3)``).
@@ -14,9 +15,12 @@ juxtaposition multiplies (``3x``, ``2(y - 3)``).
 from __future__ import annotations
 
 import re
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
+from typing import Generic, TypeVar
 
 MAX_EXPR_CHARS = 300
 MAX_DIGITS = 30
@@ -50,7 +54,8 @@ def _trim(p: list[Fraction]) -> Poly:
     return tuple(p)
 
 
-def _add(p: Poly, q: Poly, sign: int = 1) -> Poly:
+def poly_add(p: Poly, q: Poly, sign: int = 1) -> Poly:
+    """`p + sign * q`."""
     n = max(len(p), len(q))
     return _trim(
         [
@@ -60,10 +65,11 @@ def _add(p: Poly, q: Poly, sign: int = 1) -> Poly:
     )
 
 
-def _mul(p: Poly, q: Poly) -> Poly:
+def poly_mul(p: Poly, q: Poly, max_degree: int = _MAX_DEGREE) -> Poly:
+    """`p * q`; raise `NonLinearError` when its degree would exceed `max_degree`."""
     if not p or not q:
         return ()
-    if len(p) + len(q) - 2 > _MAX_DEGREE:
+    if len(p) + len(q) - 2 > max_degree:
         raise NonLinearError("degree too high")
     out = [Fraction(0)] * (len(p) + len(q) - 1)
     for i, a in enumerate(p):
@@ -109,30 +115,75 @@ def tokenize(expr: str) -> list[str]:
     return tokens
 
 
-class _Parser:
-    """Recursive descent over `tokenize` output; values are `Poly`."""
+def is_number_token(tok: str) -> bool:
+    """True for a number token of `tokenize` (``3``, ``2.5``, ``.5``)."""
+    return tok[0].isdigit() or tok[0] == "."
 
-    def __init__(self, tokens: list[str], var: str) -> None:
-        self.t = tokens
+
+TokenT = TypeVar("TokenT")
+ValueT = TypeVar("ValueT")
+
+
+class ExprParser(ABC, Generic[TokenT, ValueT]):
+    """Recursive descent for plain math, over any value type; raises `MathTextError`.
+
+    ``expr = term (("+" | "-") term)*``, ``term = unary (("*" | "/") unary | atom)*`` where an
+    atom written right after an operand multiplies it (``3x``, ``2(y - 3)``),
+    ``unary = ("+" | "-") unary | atom``, ``atom = "(" expr ")" | leaf``. A subclass says what a
+    leaf (number, letter) is worth, how values combine, and which tokens may start such an atom.
+    """
+
+    def __init__(self, tokens: Sequence[TokenT]) -> None:
+        self.tokens = tokens
         self.i = 0
-        self.var = var
 
-    def peek(self) -> str | None:
-        return self.t[self.i] if self.i < len(self.t) else None
+    @abstractmethod
+    def leaf(self, tok: TokenT) -> ValueT:
+        """The value of a token other than an operator or parenthesis; raise if it has none."""
 
-    def take(self) -> str:
-        tok = self.t[self.i]
+    @abstractmethod
+    def juxtaposes(self, tok: TokenT) -> bool:
+        """Whether `tok`, right after an operand, starts an atom that multiplies it."""
+
+    @abstractmethod
+    def add(self, a: ValueT, b: ValueT) -> ValueT: ...
+
+    @abstractmethod
+    def sub(self, a: ValueT, b: ValueT) -> ValueT: ...
+
+    @abstractmethod
+    def mul(self, a: ValueT, b: ValueT) -> ValueT: ...
+
+    @abstractmethod
+    def div(self, a: ValueT, b: ValueT) -> ValueT: ...
+
+    @abstractmethod
+    def neg(self, a: ValueT) -> ValueT: ...
+
+    def parse(self) -> ValueT:
+        """The value of the whole token sequence."""
+        value = self.expr()
+        if self.i != len(self.tokens):
+            raise MathTextError(f"unexpected {self.tokens[self.i]!r}")
+        return value
+
+    def peek(self) -> TokenT | None:
+        return self.tokens[self.i] if self.i < len(self.tokens) else None
+
+    def take(self) -> TokenT:
+        tok = self.tokens[self.i]
         self.i += 1
         return tok
 
-    def expr(self) -> Poly:
+    def expr(self) -> ValueT:
         value = self.term()
         while self.peek() in ("+", "-"):
-            sign = 1 if self.take() == "+" else -1
-            value = _add(value, self.term(), sign)
+            op = self.take()
+            right = self.term()
+            value = self.add(value, right) if op == "+" else self.sub(value, right)
         return value
 
-    def term(self) -> Poly:
+    def term(self) -> ValueT:
         value = self.unary()
         while True:
             tok = self.peek()
@@ -141,32 +192,21 @@ class _Parser:
                 if self.peek() in ("*", "/"):
                     raise MathTextError("a doubled operator (** or //)")
                 right = self.unary()
-                value = _mul(value, right) if tok == "*" else self._div(value, right)
-            elif tok is not None and (tok == "(" or tok[0].isalnum() or tok[0] == "."):
-                prev = self.t[self.i - 1]
-                if (prev[0].isdigit() or prev[0] == ".") and (tok[0].isdigit() or tok[0] == "."):
-                    raise MathTextError("two numbers side by side")
-                value = _mul(value, self.atom())
+                value = self.mul(value, right) if tok == "*" else self.div(value, right)
+            elif tok is not None and self.juxtaposes(tok):
+                value = self.mul(value, self.atom())
             else:
                 return value
 
-    @staticmethod
-    def _div(p: Poly, q: Poly) -> Poly:
-        if not q:
-            raise MathTextError("division by zero")
-        if len(q) > 1:
-            raise NonLinearError("division by the variable")
-        return tuple(c / q[0] for c in p)
-
-    def unary(self) -> Poly:
+    def unary(self) -> ValueT:
         tok = self.peek()
         if tok in ("+", "-"):
             self.take()
             value = self.unary()
-            return value if tok == "+" else tuple(-c for c in value)
+            return value if tok == "+" else self.neg(value)
         return self.atom()
 
-    def atom(self) -> Poly:
+    def atom(self) -> ValueT:
         tok = self.peek()
         if tok is None:
             raise MathTextError("expression ends early")
@@ -177,13 +217,50 @@ class _Parser:
                 raise MathTextError("unbalanced parentheses")
             self.take()
             return value
-        if tok[0].isdigit() or tok[0] == ".":
+        return self.leaf(tok)
+
+
+class _PolyParser(ExprParser[str, Poly]):
+    """`tokenize` output to an exact polynomial in `var`."""
+
+    def __init__(self, tokens: Sequence[str], var: str) -> None:
+        super().__init__(tokens)
+        self.var = var
+
+    def leaf(self, tok: str) -> Poly:
+        if is_number_token(tok):
             return _trim([Fraction(tok)])
         if tok.isalpha():
             if tok != self.var:
                 raise OtherVariableError(f"another variable {tok!r}")
             return (Fraction(0), Fraction(1))
         raise MathTextError(f"unexpected {tok!r}")
+
+    def juxtaposes(self, tok: str) -> bool:
+        if not (tok == "(" or tok[0].isalnum() or tok[0] == "."):
+            return False
+        if is_number_token(self.tokens[self.i - 1]) and is_number_token(tok):
+            raise MathTextError("two numbers side by side")
+        return True
+
+    def add(self, a: Poly, b: Poly) -> Poly:
+        return poly_add(a, b)
+
+    def sub(self, a: Poly, b: Poly) -> Poly:
+        return poly_add(a, b, -1)
+
+    def mul(self, a: Poly, b: Poly) -> Poly:
+        return poly_mul(a, b)
+
+    def div(self, a: Poly, b: Poly) -> Poly:
+        if not b:
+            raise MathTextError("division by zero")
+        if len(b) > 1:
+            raise NonLinearError("division by the variable")
+        return tuple(c / b[0] for c in a)
+
+    def neg(self, a: Poly) -> Poly:
+        return tuple(-c for c in a)
 
 
 @lru_cache(maxsize=16384)
@@ -194,11 +271,7 @@ def _poly_or_error(expr: str, var: str) -> Poly | MathTextError:
         tokens = tokenize(expr)
         if not tokens:
             return MathTextError("empty expression")
-        parser = _Parser(tokens, var)
-        value = parser.expr()
-        if parser.i != len(tokens):
-            raise MathTextError(f"unexpected {tokens[parser.i]!r}")
-        return value
+        return _PolyParser(tokens, var).parse()
     except MathTextError as exc:
         return exc
 
@@ -224,7 +297,7 @@ def signed_numbers(expr: str) -> list[Fraction]:
     out: list[Fraction] = []
     prev = ""
     for tok in tokenize(expr):
-        if tok[0].isdigit() or tok[0] == ".":
+        if is_number_token(tok):
             value = Fraction(tok)
             out.append(-value if prev == "-" else value)
         prev = tok

@@ -37,10 +37,15 @@ from stepcache_core.tasks.mathtext import (
     _FENCE,
     _MARKERS,
     MATH_SPAN,
+    ExprParser,
     MathTextError,
     Poly,
     degree,
+    evaluate,
+    is_number_token,
     poly,
+    poly_add,
+    poly_mul,
     read_math,
     tokenize,
 )
@@ -65,7 +70,7 @@ def signed_skeleton(lhs: str, rhs: str, var: str) -> str:
     def side(expr: str) -> str:
         out: list[str] = []
         for tok in tokenize(expr):
-            if tok[0].isdigit() or tok[0] == ".":
+            if is_number_token(tok):
                 if out and out[-1] in "+-":
                     out.pop()
                 out.append("±#")
@@ -254,29 +259,12 @@ def _analyze(text: str, var: str) -> _Analysis | None:
 _Eval = Callable[[dict[int, Fraction], AbstractSet[int], Fraction], Poly]
 
 
-def _padd(p: Poly, q: Poly, sign: int = 1) -> Poly:
-    n = max(len(p), len(q))
-    out = [
-        (p[k] if k < len(p) else Fraction(0)) + sign * (q[k] if k < len(q) else Fraction(0))
-        for k in range(n)
-    ]
-    while out and out[-1] == 0:
-        out.pop()
-    return tuple(out)
+#: A side's products may reach this degree in the free occurrences' value; above it, no solving.
+_MAX_SOLVE_DEGREE = 2
 
 
 def _pmul(p: Poly, q: Poly) -> Poly:
-    if not p or not q:
-        return ()
-    if len(p) + len(q) > 4:
-        raise MathTextError("degree too high")
-    out = [Fraction(0)] * (len(p) + len(q) - 1)
-    for i, a in enumerate(p):
-        for j, b in enumerate(q):
-            out[i + j] += a * b
-    while out and out[-1] == 0:
-        out.pop()
-    return tuple(out)
+    return poly_mul(p, q, _MAX_SOLVE_DEGREE)
 
 
 def _pdiv(p: Poly, q: Poly) -> Poly:
@@ -285,73 +273,40 @@ def _pdiv(p: Poly, q: Poly) -> Poly:
     return tuple(c / q[0] for c in p)
 
 
-class _Compiler:
-    """Recursive descent over a side's tokens (the grammar of `mathtext.poly`) into closures."""
+class _Compiler(ExprParser[str | int, _Eval]):
+    """A side's tokens (occurrences as their index) compiled into closures."""
 
-    def __init__(self, tokens: Sequence[str | int]) -> None:
-        self.t = tokens
-        self.i = 0
-
-    def peek(self) -> str | int | None:
-        return self.t[self.i] if self.i < len(self.t) else None
-
-    def take(self) -> str | int:
-        tok = self.t[self.i]
-        self.i += 1
-        return tok
-
-    def expr(self) -> _Eval:
-        value = self.term()
-        while self.peek() in ("+", "-"):
-            op = _padd if self.take() == "+" else _psub
-            value = _binary(value, self.term(), op)
-        return value
-
-    def term(self) -> _Eval:
-        value = self.unary()
-        while True:
-            tok = self.peek()
-            if tok in ("*", "/"):
-                self.take()
-                right = self.unary()
-                value = _binary(value, right, _pmul if tok == "*" else _pdiv)
-            elif tok is not None and (isinstance(tok, int) or tok == "(" or tok[0].isalnum()):
-                value = _binary(value, self.atom(), _pmul)
-            else:
-                return value
-
-    def unary(self) -> _Eval:
-        tok = self.peek()
-        if tok in ("+", "-"):
-            self.take()
-            inner = self.unary()
-            if tok == "+":
-                return inner
-            return lambda v, f, x: tuple(-c for c in inner(v, f, x))
-        return self.atom()
-
-    def atom(self) -> _Eval:
-        if self.peek() is None:
-            raise MathTextError("expression ends early")
-        tok = self.take()
+    def leaf(self, tok: str | int) -> _Eval:
         if isinstance(tok, int):
             return _occurrence(tok)
-        if tok == "(":
-            value = self.expr()
-            if self.peek() != ")":
-                raise MathTextError("unbalanced parentheses")
-            self.take()
-            return value
-        if tok[0].isdigit() or tok[0] == ".":
+        if is_number_token(tok):
             number = _const(Fraction(tok))
             return lambda v, f, x: number
         if tok.isalpha():
             return lambda v, f, x: _const(x)
         raise MathTextError(f"unexpected {tok!r}")
 
+    def juxtaposes(self, tok: str | int) -> bool:
+        return isinstance(tok, int) or tok == "(" or tok[0].isalnum()
+
+    def add(self, a: _Eval, b: _Eval) -> _Eval:
+        return _binary(a, b, poly_add)
+
+    def sub(self, a: _Eval, b: _Eval) -> _Eval:
+        return _binary(a, b, _psub)
+
+    def mul(self, a: _Eval, b: _Eval) -> _Eval:
+        return _binary(a, b, _pmul)
+
+    def div(self, a: _Eval, b: _Eval) -> _Eval:
+        return _binary(a, b, _pdiv)
+
+    def neg(self, a: _Eval) -> _Eval:
+        return lambda v, f, x: tuple(-c for c in a(v, f, x))
+
 
 def _psub(p: Poly, q: Poly) -> Poly:
-    return _padd(p, q, -1)
+    return poly_add(p, q, -1)
 
 
 _UNKNOWN: Poly = (Fraction(0), Fraction(1))
@@ -373,12 +328,11 @@ def _binary(a: _Eval, b: _Eval, op: Callable[[Poly, Poly], Poly]) -> _Eval:
 
 
 def _compile(tokens: Sequence[str | int]) -> _Eval | None:
+    """The side's program, or None when its tokens do not parse (the grammar of `ExprParser`)."""
     try:
-        compiler = _Compiler(tokens)
-        value = compiler.expr()
+        return _Compiler(tokens).parse()
     except MathTextError:
         return None
-    return value if compiler.i == len(tokens) else None
 
 
 def _difference(
@@ -386,7 +340,7 @@ def _difference(
 ) -> Poly:
     """lhs - rhs as a polynomial in the free occurrences' common value, at variable = x."""
     lhs, rhs = rel.program
-    return _padd(lhs(values, free, x), rhs(values, free, x), -1)
+    return poly_add(lhs(values, free, x), rhs(values, free, x), -1)
 
 
 def _small(value: Fraction) -> bool:
@@ -695,10 +649,7 @@ def _value(expr: str, var: str, x: Fraction) -> Fraction:
     p = poly(expr, var)
     if degree(p) > 1:
         raise MathTextError("not linear")
-    total = Fraction(0)
-    for c in reversed(p):
-        total = total * x + c
-    return total
+    return evaluate(p, x)
 
 
 def _magnitude(value: Fraction, occ: _Occ) -> str:
