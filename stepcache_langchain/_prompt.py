@@ -1,20 +1,25 @@
 """What the cache sees of a LangChain request: the text to embed and an exact-match context key."""
 
-from __future__ import annotations
-
 import hashlib
 import logging
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal, TypedDict, TypeVar
 
 from langchain_core.load import dumps, loads
 from langchain_core.messages import BaseMessage, HumanMessage
 
-from stepcache_core import Result
+T = TypeVar("T")
 
-log = logging.getLogger("stepcache.langchain")
+
+class Scope(TypedDict):
+    """The engine's arguments that keep one model's, tenant's and conversation's answers apart."""
+
+    namespace: str
+    tenant: str
+    context: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,27 +35,36 @@ class Query:
     messages: tuple[BaseMessage, ...] = ()
     index: int = -1
 
+    def scope(self, llm_string: str, tenant: str) -> Scope:
+        """Where this request's answers live: the model (its `llm_string`), tenant and context."""
+        return Scope(namespace=namespace_of(llm_string), tenant=tenant, context=self.context)
+
 
 def query_from_messages(messages: Sequence[BaseMessage]) -> Query | None:
     """The last human message's text; every other message (and its non-text parts) is context."""
-    if not messages:
+    humans = [i for i, m in enumerate(messages) if isinstance(m, HumanMessage)]
+    index = humans[-1] if humans else len(messages) - 1
+    if not messages or not messages[index].text.strip():
         return None
-    index = next(
-        (i for i in range(len(messages) - 1, -1, -1) if isinstance(messages[i], HumanMessage)),
-        len(messages) - 1,
-    )
     asked = messages[index]
-    if not asked.text.strip():
-        return None
-    rest: Any = (
-        "" if isinstance(asked.content, str) else [b for b in asked.content if not _is_text(b)]
-    )
+    rest = "" if isinstance(asked.content, str) else [b for b in asked.content if not _is_text(b)]
     shape = [m.model_copy(update={"id": None}) for m in messages]
     shape[index] = asked.model_copy(update={"id": None, "content": rest})
     digest = hashlib.sha256(dumps(shape).encode("utf-8")).hexdigest()
     return Query(asked.text, f"chat:{digest[:40]}", tuple(messages), index)
 
 
+@contextmanager
+def warned(failure: str) -> Iterator[None]:
+    """Log an error raised in the block (or decorated function) as a warning, `failure` saying
+    what it means, instead of raising it (a decorated function then returns None)."""
+    try:
+        yield
+    except Exception as exc:
+        logging.getLogger("stepcache.langchain").warning("stepcache: %s: %s", failure, exc)
+
+
+@warned("unreadable chat prompt, treated as a miss")
 def query_from_prompt(prompt: str) -> Query | None:
     """Parse the `prompt` LangChain hands a cache: plain text (LLMs) or serialized messages (chat).
 
@@ -58,32 +72,22 @@ def query_from_prompt(prompt: str) -> Query | None:
     """
     if not prompt.startswith('[{"lc"'):
         return Query(prompt) if prompt.strip() else None
-    try:
-        messages = load_json(prompt, "messages")
-        if not isinstance(messages, list) or not all(isinstance(m, BaseMessage) for m in messages):
-            raise ValueError("not a list of messages")
-        return query_from_messages(messages)
-    except Exception as exc:
-        log.warning("stepcache: unreadable chat prompt, treated as a miss: %s", exc)
-        return None
+    return query_from_messages(load_list(prompt, "messages", BaseMessage))
 
 
-def load_json(text: str, allowed: Literal["core", "messages"]) -> Any:
-    """`langchain_core.load.loads` limited to core objects, without its beta warning."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return loads(text, allowed_objects=allowed)
+def load_list(text: str, allowed: Literal["core", "messages"], kind: type[T]) -> list[T]:
+    """A list of `kind` objects parsed by `langchain_core.load.loads`, limited to core objects
+    and without its beta warning; anything else raises ValueError."""
+    with warnings.catch_warnings(action="ignore"):
+        value = loads(text, allowed_objects=allowed)
+    if isinstance(value, list) and all(isinstance(item, kind) for item in value):
+        return value
+    raise ValueError(f"not a list of {kind.__name__} objects")
 
 
 def namespace_of(llm_string: str) -> str:
     """A compact namespace for a model identity (the llm_string may be kilobytes long)."""
     return "langchain:" + hashlib.sha256(llm_string.encode("utf-8")).hexdigest()[:40]
-
-
-def info(result: Result) -> dict[str, Any]:
-    """How StepCache answered, for `generation_info` / `response_metadata`."""
-    fields = ("task", "similarity", "fallback_used", "reason")
-    return {"path": result.path.value, **{f: getattr(result, f) for f in fields}}
 
 
 def _is_text(block: object) -> bool:

@@ -10,7 +10,12 @@ from typing import Any
 
 import pytest
 from langchain_core.globals import set_llm_cache
-from langchain_core.language_models import FakeListChatModel, FakeListLLM, GenericFakeChatModel
+from langchain_core.language_models import (
+    FakeListChatModel,
+    FakeListLLM,
+    FakeStreamingListLLM,
+    GenericFakeChatModel,
+)
 from langchain_core.load import dumps
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from langchain_core.output_parsers import StrOutputParser
@@ -73,6 +78,11 @@ def test_exports() -> None:
         assert getattr(stepcache_langchain, name) is not None
 
 
+def test_a_cache_without_an_engine_is_refused_at_once() -> None:
+    with pytest.raises(TypeError, match="step_cache must be a StepCache"):
+        StepCacheLLMCache(None)  # type: ignore[arg-type]
+
+
 # --------------------------------------------------------------------- LLMs
 
 
@@ -87,7 +97,9 @@ def test_llm_math_reuse_and_constant_change(llm_cache: StepCacheLLMCache) -> Non
     assert llm.i == 1  # answered by the cache, the model was not called
     assert solves(other, generation.text)
     assert generation.generation_info is not None
-    assert generation.generation_info["stepcache"]["path"] in ("reuse", "patch")
+    served = generation.generation_info["stepcache"]  # Result.summary()
+    assert served["path"] in ("reuse", "patch") and served["backend_calls"] == 0
+    assert served["task"] == "linear_equation" and served["verified"] is True
     # Another solution: never the cached x = 5.
     changed = "Solve 3x - 5 = 20 for x."
     text = llm.invoke(changed)
@@ -367,3 +379,19 @@ async def test_backend_wraps_llms_and_chat_models() -> None:
     assert (completion.text, completion.prompt_tokens, completion.completion_tokens) == ("hi", 4, 1)
     assert chat.last is not None and chat.last.content == "hi"
     assert (await chat.acomplete("patch this")).text == "hi"
+
+
+async def test_backend_streams_llms() -> None:
+    streaming = LangChainBackend(FakeStreamingListLLM(responses=[MATH_ANSWER, MATH_ANSWER]))
+    pieces: list[str] = []
+    completion = streaming.complete_streaming(MATH, None, pieces.append)
+    assert len(pieces) == len(MATH_ANSWER) and "".join(pieces) == completion.text == MATH_ANSWER
+    assert (completion.prompt_tokens, completion.completion_tokens) == (0, 0)  # no usage given
+    apieces: list[str] = []
+    completion = await streaming.acomplete_streaming(MATH, 32, apieces.append)
+    assert apieces == pieces and completion.text == MATH_ANSWER
+    whole = LangChainBackend(FakeListLLM(responses=[MATH_ANSWER, ""]))  # no streaming: one piece
+    assert whole.complete_streaming(MATH, None, pieces.append).text == MATH_ANSWER
+    assert pieces[-1] == MATH_ANSWER
+    assert (await whole.acomplete_streaming(MATH, None, pieces.append)).text == ""
+    assert pieces[-1] == MATH_ANSWER and whole.last is None  # an empty answer: no piece

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import ast
 import importlib
+import io
 import subprocess
 import sys
+import tokenize
 from pathlib import Path
 
 import pytest
@@ -56,3 +58,37 @@ def test_importing_a_package_does_not_import_torch_or_chromadb(package: str) -> 
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def code_lines(path: Path) -> int:
+    """Lines holding code: not blank, not only a comment, not part of a docstring."""
+    source = path.read_text(encoding="utf-8")
+    docstrings: set[int] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            first = node.body[0] if node.body else None
+            value = first.value if isinstance(first, ast.Expr) else None
+            if isinstance(value, ast.Constant) and isinstance(value.value, str):
+                assert first is not None and first.end_lineno is not None
+                docstrings.update(range(first.lineno, first.end_lineno + 1))
+    layout = {tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT}
+    lines: set[int] = set()
+    for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+        if tok.type not in layout and tok.type != tokenize.ENDMARKER:
+            lines.update(range(tok.start[0], tok.end[0] + 1))
+    return len(lines - docstrings)
+
+
+@pytest.mark.parametrize("package", ["stepcache_langchain", "stepcache_llamaindex"])
+def test_adapters_stay_thin(package: str) -> None:
+    """The adapters are framework glue, about 300 lines of code each; the logic is the core's."""
+    total = sum(code_lines(path) for path in (ROOT / package).glob("*.py"))
+    assert total <= 320, f"{package} has {total} lines of code"
+
+
+def test_code_lines_skip_docstrings_and_comments(tmp_path: Path) -> None:
+    module = tmp_path / "m.py"
+    module.write_text(
+        '"""Doc\nstring."""\n\n# note\ndef f() -> int:\n    """Doc."""\n    return 1\n'
+    )
+    assert code_lines(module) == 2
