@@ -174,10 +174,7 @@ class ArmEmbedder(Embedder):
     def _shared_batch(self, texts: list[str]) -> list[list[float]]:
         shared = self._shared
         if isinstance(shared, MiniLMEmbedder):
-            # Encode through the loaded model, bypassing the shared instance's LRU.
-            model = shared._load()
-            vectors = model.encode(texts, normalize_embeddings=True, convert_to_numpy=True)
-            return [[float(x) for x in v] for v in vectors]
+            return shared.encode_uncached(texts)  # the shared model, not its LRU
         return shared.embed_batch(texts)
 
 
