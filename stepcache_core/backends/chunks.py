@@ -10,6 +10,14 @@ from stepcache_core.errors import BackendError
 from stepcache_core.types import Completion
 
 
+def raise_for_error(payload: Mapping[str, Any], source: str) -> None:
+    """Raise `BackendError` with the server's message when `payload` is an error answer."""
+    if "error" in payload:
+        err = payload["error"]
+        message = err.get("message", err) if isinstance(err, Mapping) else err
+        raise BackendError(f"{source} error: {message}")
+
+
 class StreamedChat:
     """Feeds each chunk's new text to `on_text` and keeps what the final `Completion` needs:
     the whole text, the usage (sent last, when the request asks for it) and the finish reason."""
@@ -25,10 +33,7 @@ class StreamedChat:
         """Take one chunk (a dict); an error chunk raises `BackendError`."""
         if not isinstance(chunk, Mapping):
             raise BackendError(f"unexpected {self._source} stream chunk: {chunk!r:.200}")
-        if "error" in chunk:
-            err = chunk["error"]
-            message = err.get("message", err) if isinstance(err, Mapping) else err
-            raise BackendError(f"{self._source} error: {message}")
+        raise_for_error(chunk, self._source)
         self._usage = chunk.get("usage") or self._usage
         for choice in chunk.get("choices") or ():
             if choice.get("index", 0) != 0:

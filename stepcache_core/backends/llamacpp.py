@@ -18,7 +18,7 @@ from types import TracebackType
 from typing import Any
 
 from stepcache_core.backends.base import Backend, TextListener, chat_messages
-from stepcache_core.backends.chunks import StreamedChat
+from stepcache_core.backends.chunks import StreamedChat, raise_for_error
 from stepcache_core.backends.model_assets import ModelSpec, resolve_model
 from stepcache_core.errors import BackendError, ConfigError
 from stepcache_core.types import Completion
@@ -126,10 +126,7 @@ def parse_chat_response(response: Any) -> Completion:
     """Turn a chat-completion dict (llama.cpp / OpenAI shape) into a `Completion`."""
     if not isinstance(response, Mapping):
         raise BackendError(f"unexpected llama.cpp response: {response!r:.200}")
-    if "error" in response:
-        err = response["error"]
-        message = err.get("message", err) if isinstance(err, Mapping) else err
-        raise BackendError(f"llama.cpp error: {message}")
+    raise_for_error(response, "llama.cpp")
     try:
         choice = response["choices"][0]
         text = choice["message"].get("content") or ""
