@@ -329,6 +329,19 @@ def test_detect_reads_inline_types_layout_and_fence_wishes() -> None:
     assert on_line.compact and on_line.subject_words == {"person"}
 
 
+def test_a_wish_written_after_the_last_bullet_key_is_read() -> None:
+    """Regression (benchmark seed 43): "- habitable (boolean) Put it on one line, minified." hid
+    the layout wish inside the key list, and a multi-line cached object was reused for it."""
+    base = (
+        "Create a pretend planet as JSON. Use these keys:\n- name (string)\n- habitable (boolean)"
+    )
+    wish = base + " Put it on one line, minified."
+    cached, spec = spec_of(base), spec_of(wish)
+    assert spec.keys == cached.keys == ("name", "habitable") and spec.compact
+    assert TASK.compare(base, cached, wish, spec).core
+    assert spec_of(base + " Is it habitable? Use true or false.").keys == ("name", "habitable")
+
+
 def test_detect_is_cached_on_the_prompt_string() -> None:
     prompt = "Give me JSON for a fictional robot. Keys: model, maker."
     first = TASK.detect(prompt)

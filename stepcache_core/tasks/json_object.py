@@ -338,34 +338,35 @@ def _items(src: str, *, strict: bool) -> list[tuple[str, str | None, bool]]:
 
 
 def _prose_keys(text: str) -> tuple[list[tuple[str, str | None]], list[Span]]:
-    """Keys (with a type word when given) listed in prose, and the spans they were read from."""
+    """Keys (with a type word when given) listed in prose, and the spans that list them (what
+    follows a bullet's key on its line is not part of it: "- age (integer) On one line.")."""
     found: list[tuple[str, str | None]] = []
     spans: list[Span] = []
+    masks: list[Span] = []
 
-    def take(items: list[tuple[str, str | None, bool]], span: Span) -> None:
+    def take(items: list[tuple[str, str | None, bool]], span: Span, mask: list[Span]) -> None:
         if not items or _inside(span, spans):
             return
         spans.append(span)
+        masks.extend(mask)
         found.extend((k, t) for k, t, _ in items)
 
     for m in _BULLETS.finditer(text):
-        items = [
-            it
-            for b in _BULLET_ITEM.finditer(m.group("items"))
-            for it in _items(b.group("item"), strict=False)[:1]
-        ]
-        take(items, m.span("items"))
+        bullets = list(_BULLET_ITEM.finditer(m.group("items")))
+        items = [it for b in bullets for it in _items(b.group("item"), strict=False)[:1]]
+        start = m.start("items")
+        take(items, m.span("items"), [(start + b.start(), start + b.end()) for b in bullets])
     for m in _LIST_AFTER.finditer(text):
         items = _items(m.group("list"), strict=False)
         if len(items) == 1 and not (m.group("colon") or items[0][2]):
             continue  # "the key point": one bare word is not a key list
-        take(items, m.span("list"))
+        take(items, m.span("list"), [m.span("list")])
     for m in _LIST_BEFORE.finditer(text):
-        take(_items(m.group("list"), strict=False), m.span("list"))
+        take(_items(m.group("list"), strict=False), m.span("list"), [m.span("list")])
     for m in _LIST_WITH.finditer(text):
-        take(_items(m.group("list"), strict=True), m.span("list"))
-    spans.sort()
-    return found, spans
+        take(_items(m.group("list"), strict=True), m.span("list"), [m.span("list")])
+    masks.sort()
+    return found, masks
 
 
 def _subject(text: str, masks: list[Span]) -> tuple[str, Span | None]:
