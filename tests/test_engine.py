@@ -6,6 +6,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import pytest
 
@@ -22,6 +23,7 @@ from stepcache_core import (
     StepCache,
     StepOrigin,
     StepOutcome,
+    Task,
     TaskRegistry,
 )
 
@@ -52,11 +54,12 @@ def right(prompt: str) -> str:
     return multiples_answer(n, k, int(m.group(3) or 1))
 
 
-def make_cache(**config: object) -> StepCache:
+def make_cache(task: Task[Any] | None = None, **config: object) -> StepCache:
+    """An in-memory cache of one task (default the toy multiples task)."""
     return StepCache(
         InMemoryStore(),
         embedder=CountingEmbedder(),
-        tasks=[MultiplesTask()],
+        tasks=[task if task is not None else MultiplesTask()],
         config=CacheConfig(**config),  # type: ignore[arg-type]
     )
 
@@ -464,12 +467,7 @@ NEW_2X = "Solve 2(x + 3) + 4 = x + 16 for x."
 def linear_cache(**config: object) -> StepCache:
     from stepcache_core import LinearEquationTask
 
-    return StepCache(
-        InMemoryStore(),
-        embedder=HashEmbedder(),
-        tasks=[LinearEquationTask()],
-        config=CacheConfig(**config),  # type: ignore[arg-type]
-    )
+    return make_cache(LinearEquationTask(), **config)
 
 
 def listen(events: list[tuple[str, str]]) -> Callable[[StepOutcome], None]:
