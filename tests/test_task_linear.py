@@ -702,7 +702,7 @@ def test_verify_is_fast_on_a_real_answer() -> None:
 
 def test_an_identity_shaped_like_the_problem_is_not_a_misstatement() -> None:
     """An expansion such as 2(x + 3) + 4 = 2x + 10 holds for every x: it says nothing about the
-    problem 2(x + 3) + 4 = 3x + 4, unlike 2(x + 2) + 6 = 4x - 2 (true only at the solution x = 6)."""
+    problem 2(x + 3) + 4 = 3x + 4, unlike 2(x + 2) + 6 = 4x - 2 (true only at its solution 6)."""
     spec = spec_of("Solve 2(x + 3) + 4 = 3x + 4 for x.")
     expansion, misstated = task_checks(spec, "2(x + 3) + 4 = 2x + 10\n", "2(x + 2) + 6 = 4x - 2\n")
     assert expansion.ok and not misstated.ok and "misstates" in misstated.reason
