@@ -61,8 +61,10 @@ class MiniLMEmbedder(Embedder):
     with a warning, when onnxruntime/onnx are missing or the export fails; ``"torch"`` forces
     sentence-transformers' model. A cached file that does not load, or does not reproduce the
     vector recorded at export, is rebuilt; the file is written atomically (temp + rename).
-    `threads` is onnxruntime's intra-op thread count: 1 by default, as fast as 2 on short prompts
-    and it leaves the other core to the LLM (torch keeps its own global setting).
+    `threads` is onnxruntime's intra-op thread count, default 2 (or the cores there are): on this
+    project's 2-core machine a short prompt takes a median 8.5 ms with 2 threads against 10.8 ms
+    with 1 when the cores are free, and the same with either when an LLM is decoding on them
+    (threads do not spin between calls).
 
     Everything loads lazily on the first call, so importing StepCache stays cheap.
     A small LRU of recent texts spares re-embedding a prompt seen moments ago.
@@ -77,7 +79,7 @@ class MiniLMEmbedder(Embedder):
         *,
         backend: Backend | None = None,
         model_dir: str | Path | None = None,
-        threads: int = 1,
+        threads: int | None = None,
     ) -> None:
         chosen = backend or os.environ.get("STEPCACHE_EMBED_BACKEND") or "auto"
         if chosen not in ("auto", "onnx", "torch"):
@@ -87,7 +89,7 @@ class MiniLMEmbedder(Embedder):
         self._backend: str = chosen if device == "cpu" else "torch"
         self._device = device
         self._model_dir = Path(model_dir) if model_dir is not None else None
-        self._threads = max(1, threads)
+        self._threads = max(1, threads if threads is not None else min(2, os.cpu_count() or 1))
         self._model: Any = None  # SentenceTransformer (torch backend, export, reference)
         self._session: Any = None  # onnxruntime.InferenceSession
         self._tokenizer: Any = None  # tokenizers.Tokenizer (onnx backend)
