@@ -182,6 +182,7 @@ def test_server_outage_mid_run_degrades_then_recovers(
         prompt = "List the first 3 multiples of 4."
         assert cache.generate(prompt, backend).path is CachePath.MISS
         assert cache.generate(prompt, backend).path is CachePath.EXACT
+        cache.flush()  # the first answer's background write has landed (else it is still in memory)
         server.kill()  # the store goes away mid-run
         with caplog.at_level(logging.WARNING, logger="stepcache"):
             for n in (3, 5, 6):
