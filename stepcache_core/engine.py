@@ -14,7 +14,7 @@ from collections import Counter, OrderedDict
 from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path as FsPath
 from typing import Any, TypeVar
 
@@ -576,20 +576,11 @@ class StepCache:
         self._counters["prompt_tokens"] += req.usage.prompt_tokens
         self._counters["completion_tokens"] += req.usage.completion_tokens
         self._counters["fallbacks"] += int(result.fallback_used)
-        return Result(
-            text=result.text,
-            path=result.path,
-            steps=result.steps,
+        return replace(
+            result,
             prompt_tokens=req.usage.prompt_tokens,
             completion_tokens=req.usage.completion_tokens,
             backend_calls=req.usage.calls,
-            task=result.task,
-            similarity=result.similarity,
-            cached_prompt=result.cached_prompt,
-            fallback_used=result.fallback_used,
-            verified=result.verified,
-            reason=result.reason,
-            payload=result.payload,
             timings=timings,
         )
 

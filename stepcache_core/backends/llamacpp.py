@@ -233,6 +233,15 @@ class LlamaCppBackend(Backend):
     def _messages(self, prompt: str) -> list[dict[str, str]]:
         return chat_messages(prompt, self.system_prompt)
 
+    def _request(
+        self, messages: Sequence[Mapping[str, str]], max_tokens: int | None
+    ) -> dict[str, Any]:
+        return {
+            "messages": [dict(m) for m in messages],
+            "max_tokens": _check_max_tokens(max_tokens, self.options.max_tokens),
+            **self.options.sampling_fields(),
+        }
+
     def chat(
         self,
         messages: Sequence[Mapping[str, str]],
@@ -241,11 +250,7 @@ class LlamaCppBackend(Backend):
         response_format: Mapping[str, Any] | None = None,
     ) -> Completion:
         """Complete a list of ``{"role", "content"}`` messages with the model's chat template."""
-        request: dict[str, Any] = {
-            "messages": [dict(m) for m in messages],
-            "max_tokens": _check_max_tokens(max_tokens, self.options.max_tokens),
-            **self.options.sampling_fields(),
-        }
+        request = self._request(messages, max_tokens)
         if response_format is not None:
             request["response_format"] = dict(response_format)
         server = self._ensure_server()
@@ -271,13 +276,8 @@ class LlamaCppBackend(Backend):
         self, prompt: str, max_tokens: int | None, on_text: TextListener
     ) -> Completion:
         """`complete`, handing each decoded piece to `on_text` as llama.cpp produces it."""
-        request: dict[str, Any] = {
-            "messages": self._messages(prompt),
-            "max_tokens": _check_max_tokens(max_tokens, self.options.max_tokens),
-            "stream": True,
-            "stream_options": {"include_usage": True},
-            **self.options.sampling_fields(),
-        }
+        request = self._request(self._messages(prompt), max_tokens)
+        request.update(stream=True, stream_options={"include_usage": True})
         server = self._ensure_server()
         streamed = StreamedChat(on_text, "llama.cpp")
         failure: list[BaseException] = []
