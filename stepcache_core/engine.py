@@ -249,8 +249,9 @@ class StepCache:
         """Answer `prompt`, reusing cached steps where they verify; `backend` fills the rest.
 
         `on_step` receives every served step once it is final, in order: reused steps at once
-        (before the backend is called to patch the rest), patched and generated steps once they
-        pass verification. The steps it receives always join to `Result.text`.
+        (before the backend is called to patch the rest), patched and generated steps while the
+        backend is still writing (`Backend.complete_streaming`), each once whole and verified.
+        The steps it receives always join to `Result.text`.
         """
         req = self._request(prompt, namespace, tenant, context, can_generate=True, backend=True)
         req.on_step = on_step

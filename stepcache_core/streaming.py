@@ -1,7 +1,8 @@
 """Step streaming on top of `StepCache.generate`: each served step as soon as it is final.
 
 Reused steps arrive at once, before the backend is asked to patch the rest; patched and generated
-steps arrive once verified. The last item is the `Result`. The steps always join to its text.
+steps while the backend is still writing, each once whole and verified. The last item is the
+`Result`. The steps always join to its text.
 """
 
 from __future__ import annotations
