@@ -127,6 +127,11 @@ class StepStore(ABC):
     def get(self, key: str) -> Entry | None:
         """The entry stored under `key`, or None."""
 
+    def get_many(self, keys: Sequence[str]) -> dict[str, Entry]:
+        """The entries stored under `keys`, by key (missing ones left out); stores that can
+        read several rows in one call override this."""
+        return {key: entry for key in dict.fromkeys(keys) if (entry := self.get(key)) is not None}
+
     @abstractmethod
     def nearest(
         self,
@@ -475,13 +480,20 @@ class ChromaStore(StepStore):
     # ---------------------------------------------------------------- StepStore
 
     def get(self, key: str) -> Entry | None:
-        got = self._run("get", lambda c: c.get(ids=[key], include=["documents", "metadatas"]))
-        if not got["ids"]:
-            return None
-        entry = _decode(got["ids"][0], got["documents"][0], got["metadatas"][0])
-        if entry is None or self.bounds.expired(entry.created_at, self._clock()):
-            return None
-        return entry
+        return self.get_many([key]).get(key)
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, Entry]:
+        ids = list(dict.fromkeys(keys))
+        if not ids:
+            return {}
+        got = self._run("get", lambda c: c.get(ids=ids, include=["documents", "metadatas"]))
+        now = self._clock()
+        out: dict[str, Entry] = {}
+        for key, document, meta in zip(got["ids"], got["documents"], got["metadatas"], strict=True):
+            entry = _decode(key, document, meta)
+            if entry is not None and not self.bounds.expired(entry.created_at, now):
+                out[key] = entry
+        return out
 
     def nearest(
         self,

@@ -104,9 +104,11 @@ def test_ttl_hides_expired_entries_and_purges_them_on_write(make_store: StoreMak
     store.put(entry(1, clock.now - 30), unit(0))
     assert store.get(entry(0, 0).key) is None
     assert store.get(entry(1, 0).key) is not None
+    both = [entry(0, 0).key, entry(1, 0).key]
+    assert list(store.get_many(both)) == [entry(1, 0).key]
     assert [n.entry.prompt for n in store.nearest(unit(0), "ns", "", "", "t")] == ["prompt 1"]
     clock.now += 31  # entry 1 expires too
-    assert store.get(entry(1, 0).key) is None
+    assert store.get(entry(1, 0).key) is None and store.get_many(both) == {}
     assert store.nearest(unit(0), "ns", "", "", "t") == []
     store.put(entry(2, clock.now), unit(2))
     assert store.count() == 1  # expired rows were purged by the write

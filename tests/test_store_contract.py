@@ -87,6 +87,16 @@ def test_put_get_roundtrip_keeps_every_field(store: StepStore) -> None:
     assert store.get("missing") is None
 
 
+def test_get_many_reads_the_stored_keys_in_one_call(store: StepStore) -> None:
+    a, b = entry("a"), entry("b", reusable=False)
+    store.put(a, unit(0))
+    store.put(b, None)
+    got = store.get_many([b.key, "missing", a.key, b.key])
+    assert got == {a.key: store.get(a.key), b.key: store.get(b.key)}
+    assert got[a.key].prompt == "a" and got[b.key].prompt == "b"
+    assert store.get_many([]) == {} and store.get_many(["missing"]) == {}
+
+
 def test_an_entry_reads_back_equal_to_what_was_put(store: StepStore) -> None:
     e = dataclasses.replace(
         entry("a"), created_at=1796018027.8444219
