@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 from collections import Counter, OrderedDict
-from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass, field, replace
@@ -231,8 +231,9 @@ class StepCache:
         self._pending: set[Future[Any]] = set()
         #: Entries handed to the background writer and not yet written, by key.
         self._unwritten: dict[str, Entry] = {}
-        #: shape key -> exact key of the last reusable entry of that shape (this process only).
-        self._shapes: OrderedDict[str, str] = OrderedDict()
+        #: shape key -> exact keys of the latest reusable entries of that shape, newest first
+        #: (an index of this process's writes; entries are re-read from the store to be used).
+        self._shapes: OrderedDict[str, list[str]] = OrderedDict()
 
     # ------------------------------------------------------------------ public API
 
@@ -596,11 +597,24 @@ class StepCache:
             reason = f"prompt longer than max_prompt_chars ({cfg.max_prompt_chars}): not cached"
             return Result(completion.text, Path.MISS, reason=reason)
 
-        # 1. Exact tier: a repeated prompt pays for neither an embedding nor verification.
+        # 1. Task detection, then one store read for the exact key and for the recent entries of
+        #    the request's shape (same structure, other numbers, variable or words).
+        t0 = time.perf_counter()
+        detected = self._detect(req.prompt)
+        req.timings["detect"] = time.perf_counter() - t0
+        if detected is not None:
+            req.shape = self._shape_key(req, *detected)
         with self._writer_lock:
             entry = self._unwritten.get(req.key)
-        if entry is None:
-            entry = yield from self._io(req, "lookup", "exact lookup", self.store.get, req.key)
+            shaped = [k for k in self._shapes.get(req.shape or "", ()) if k != req.key]
+        keys = [req.key, *shaped] if entry is None else shaped
+        found: dict[str, Entry] = {}
+        if keys:
+            read = yield from self._io(req, "lookup", "exact lookup", self.store.get_many, keys)
+            found = read or {}
+        entry = entry or found.get(req.key)
+
+        # 2. Exact tier: a repeated prompt pays for neither an embedding nor verification.
         if entry is not None and _same_request(entry, req):
             served = tuple(StepOutcome(s, StepOrigin.REUSED) for s in entry.steps)
             return Result(
@@ -615,70 +629,47 @@ class StepCache:
                 reason="same prompt cached",
             )
 
-        # Read your writes: answers still being stored in the background are awaited before
-        # any search, so a request right after another one finds it (rarely waits: writes take
-        # milliseconds, the backend call before them seconds).
-        with self._writer_lock:
-            pending = bool(self._pending)
-        if pending:
-            yield from self._io(req, "lookup", "pending writes", self.flush, _WRITE_WAIT_S)
-
-        # 2. Task detection. A request worded like a recent one (other numbers or variable)
-        #    finds it by its shape key, before any embedding.
-        t0 = time.perf_counter()
-        detected = self._detect(req.prompt)
-        req.timings["detect"] = time.perf_counter() - t0
-        if detected is not None:
-            task, spec = detected
-            req.shape = self._shape_key(req, task, spec)
-            shaped = yield from self._shaped_entry(req)
-            if shaped is not None:
-                t0 = time.perf_counter()
-                verdict = self._evaluate(req, task, spec, shaped, None)
-                req.timings["verify"] = time.perf_counter() - t0
-                if isinstance(verdict, Result):
-                    self._store_behind(req, task, verdict.text, None)
-                    return verdict
-
-        # 3. Nearest cached requests in the same scope (and of the same task).
-        vector = yield from self._io(req, "embed", "embedding", self.embedder.embed, req.prompt)
-        neighbours: list[Neighbour] = []
-        if vector is not None:
-            found = yield from self._io(
-                req,
-                "search",
-                "similarity search",
-                self.store.nearest,
-                vector,
-                req.namespace,
-                req.tenant,
-                req.context,
-                detected[0].name if detected else None,
-                cfg.candidates,
-            )
-            neighbours = found or []
-
         if detected is None:
+            vector, neighbours = yield from self._search(req, None)
             return (yield from self._untyped(req, vector, neighbours))
         task, spec = detected
 
-        # 4. Try each close neighbour as a template: compare, transfer, verify.
+        # 3. Shape tier: recent entries shaped like the request are tried before any embedding;
+        #    one that serves as it is, or the best one to patch, makes the search unnecessary.
         t0 = time.perf_counter()
-        best: _Patchable | None = None
-        refusals: list[str] = []
-        for n in neighbours:
-            if n.similarity < cfg.min_similarity:
+        judged: dict[str, Result | _Patchable | str | None] = {}
+        for key in shaped:
+            if key not in found:
+                self._forget_shape(req.shape, key)  # cleared, evicted or expired
                 continue
-            verdict = self._evaluate(req, task, spec, n.entry, n.similarity)
+            verdict = judged[key] = self._evaluate(req, task, spec, found[key], None)
             if isinstance(verdict, Result):
                 req.timings["verify"] = time.perf_counter() - t0
-                self._store_behind(req, task, verdict.text, vector)
+                self._store_behind(req, task, verdict.text, None)
                 return verdict
-            if isinstance(verdict, str):
-                refusals.append(verdict)
-            elif verdict is not None and (best is None or verdict.passed > best.passed):
-                best = verdict
+        best = _best_patchable(None, judged.values())
+        refusals = [v for v in judged.values() if isinstance(v, str)]
         req.timings["verify"] = time.perf_counter() - t0
+
+        vector = None
+        if best is None:
+            vector, neighbours = yield from self._search(req, task.name)
+
+            # 4. Try each close neighbour as a template: compare, transfer, verify.
+            t0 = time.perf_counter()
+            for n in neighbours:
+                if n.similarity < cfg.min_similarity or n.entry.key in judged:
+                    continue  # too far, or judged already as a shape candidate
+                verdict = self._evaluate(req, task, spec, n.entry, n.similarity)
+                if isinstance(verdict, Result):
+                    req.timings["verify"] += time.perf_counter() - t0
+                    self._store_behind(req, task, verdict.text, vector)
+                    return verdict
+                if isinstance(verdict, str):
+                    refusals.append(verdict)
+                elif verdict is not None:
+                    best = _best_patchable(best, [verdict])
+            req.timings["verify"] += time.perf_counter() - t0
 
         if best is not None:
             repaired = yield from self._repair(
@@ -705,6 +696,33 @@ class StepCache:
             return None
         reason = "; ".join(refusals) if refusals else "no cached request of this task nearby"
         return (yield from self._generate_verified(req, task, spec, vector, path, reason))
+
+    def _search(
+        self, req: _Request, task: str | None
+    ) -> Generator[Effect, Any, tuple[Any, list[Neighbour]]]:
+        """The request's embedding and its nearest cached requests in the same scope (of `task`;
+        None: of any task), once the answers still being written in the background have landed
+        (read your writes: a request right after another one finds it; writes take ms)."""
+        with self._writer_lock:
+            pending = bool(self._pending)
+        if pending:
+            yield from self._io(req, "lookup", "pending writes", self.flush, _WRITE_WAIT_S)
+        vector = yield from self._io(req, "embed", "embedding", self.embedder.embed, req.prompt)
+        if vector is None:
+            return None, []
+        found = yield from self._io(
+            req,
+            "search",
+            "similarity search",
+            self.store.nearest,
+            vector,
+            req.namespace,
+            req.tenant,
+            req.context,
+            task,
+            self.config.candidates,
+        )
+        return vector, found or []
 
     def _evaluate(
         self, req: _Request, task: Task[Any], spec: Any, entry: Entry, similarity: float | None
@@ -751,20 +769,11 @@ class StepCache:
             return None
         return entry_key(req.namespace, req.tenant, req.context, f"{task.name}\x00{shape}")
 
-    def _shaped_entry(self, req: _Request) -> Generator[Effect, Any, Entry | None]:
-        """The last stored entry of the request's shape, re-read from the store so that clear,
-        eviction and TTL apply (an exact read by key: no embedding, no vector search)."""
-        if req.shape is None:
-            return None
+    def _forget_shape(self, shape: str | None, key: str) -> None:
         with self._writer_lock:
-            key = self._shapes.get(req.shape)
-        if key is None:
-            return None
-        entry = yield from self._io(req, "lookup", "shape lookup", self.store.get, key)
-        if entry is None:
-            with self._writer_lock:
-                self._shapes.pop(req.shape, None)
-        return entry
+            keys = self._shapes.get(shape or "")
+            if keys is not None and key in keys:
+                keys.remove(key)
 
     def _untyped(self, req: _Request, vector: Any, neighbours: list[Neighbour]) -> Flow:
         """Prompts no task recognises: exact reuse only, unless semantic reuse is opted in."""
@@ -993,8 +1002,10 @@ class StepCache:
             return None
         if entry.reusable and req.shape is not None:
             with self._writer_lock:
-                self._shapes[req.shape] = entry.key
-                self._shapes.move_to_end(req.shape)
+                keys = self._shapes.pop(req.shape, [])
+                self._shapes[req.shape] = [entry.key, *(k for k in keys if k != entry.key)][
+                    :_SHAPE_DEPTH
+                ]
                 while len(self._shapes) > _MAX_SHAPES:
                     self._shapes.popitem(last=False)
         return entry
@@ -1005,6 +1016,20 @@ _WRITE_WAIT_S = 10.0
 
 #: How many shape keys one StepCache remembers (an in-process index, a few MB at most).
 _MAX_SHAPES = 50_000
+
+#: How many of the latest entries of one shape are tried before an embedding (all are read in
+#: the same store call as the exact key).
+_SHAPE_DEPTH = 4
+
+
+def _best_patchable(
+    best: _Patchable | None, verdicts: Iterable[Result | _Patchable | str | None]
+) -> _Patchable | None:
+    """The template that verifies the most steps (the first one on a tie)."""
+    for verdict in verdicts:
+        if isinstance(verdict, _Patchable) and (best is None or verdict.passed > best.passed):
+            best = verdict
+    return best
 
 
 def _put(store: StepStore, entry: Entry, vector: Any) -> bool:

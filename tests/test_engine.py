@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -408,15 +409,75 @@ def test_a_request_shaped_like_a_cached_one_is_reused_without_an_embedding() -> 
     model = fake_model()
     cache.generate("Solve 3x + 5 = 20 for x.", model)
     before = embedder.calls
-    renamed = cache.generate("Solve 3y + 5 = 20 for y.", model)
-    assert renamed.path is Path.REUSE and renamed.similarity is None
-    assert "embed" not in renamed.timings and "search" not in renamed.timings
-    cache.flush()  # the reused answer is stored (and embedded) in the background
-    assert embedder.calls == before + 1 and cache.store.count() == 2
-    reworded = cache.generate("Find x if 3x + 5 = 20.", model)  # another shape: vector search
-    assert reworded.path is Path.REUSE and reworded.similarity is not None
+    for prompt in ("Solve 3y + 5 = 20 for y.", "Find x if 3x + 5 = 20.", "Solve 4x + 1 = 9."):
+        # renamed, reworded, other constants: one skeleton, so no embedding and no search
+        served = cache.generate(prompt, model)
+        assert served.path is Path.REUSE and served.similarity is None, prompt
+        assert "embed" not in served.timings and "search" not in served.timings
+    cache.flush()  # the reused answers are stored (and embedded) in the background
+    assert embedder.calls == before + 3 and cache.store.count() == 4
+    other = cache.generate("Solve 2(x + 1) = 10 for x.", model)  # another skeleton: a search
+    assert other.path is not Path.EXACT and "search" in other.timings
     cache.clear()
     assert cache.generate("Solve 3z + 5 = 20 for z.", model).path is Path.MISS
+
+
+def test_a_refused_shape_candidate_does_not_hide_an_older_one() -> None:
+    from stepcache_core import LinearEquationTask
+
+    from model_fakes import fake_model
+
+    cache = StepCache(InMemoryStore(), embedder=CountingEmbedder(), tasks=[LinearEquationTask()])
+    model = fake_model()
+    assert cache.generate("Solve 3x + 5 = 20 for x.", model).path is Path.MISS
+    spanish = cache.generate("Solve 3x + 5 = 20 for x in Spanish.", model)
+    assert spanish.path is Path.SKIP  # another language: answered afresh, stored, same shape
+    cache.flush()
+    served = cache.generate("Find y if 3y + 5 = 20.", model)
+    assert served.path is Path.REUSE and "embed" not in served.timings
+    assert served.cached_prompt == "Solve 3x + 5 = 20 for x."
+
+
+def test_a_patchable_shape_candidate_is_patched_without_a_search() -> None:
+    from stepcache_core import JsonObjectTask
+
+    from model_fakes import fake_model
+
+    cache = StepCache(InMemoryStore(), embedder=CountingEmbedder(), tasks=[JsonObjectTask()])
+    model = fake_model()
+    base = "Return a JSON object for a fictional person with keys: name (string), age (integer)."
+    assert cache.generate(base, model).path is Path.MISS
+    cache.flush()
+    added = cache.generate(
+        "Return a JSON object for a fictional person with keys: name (string), age (integer), "
+        "city (string).",
+        model,
+    )
+    assert added.path is Path.PATCH and added.cached_prompt == base
+    assert "embed" not in added.timings and "search" not in added.timings
+    assert json.loads(added.text.split("```json")[1].split("```")[0]).keys() == {
+        "name",
+        "age",
+        "city",
+    }
+
+
+def test_a_shape_candidate_gone_from_the_store_is_forgotten() -> None:
+    from stepcache_core import LinearEquationTask
+
+    from model_fakes import fake_model
+
+    store = InMemoryStore()
+    cache = StepCache(store, embedder=CountingEmbedder(), tasks=[LinearEquationTask()])
+    model = fake_model()
+    cache.generate("Solve 3x + 5 = 20 for x.", model)
+    cache.flush()
+    store.clear()  # behind the cache's back (another process, eviction, TTL)
+    gone = cache.generate("Solve 3y + 5 = 20 for y.", model)
+    assert gone.path is Path.MISS and "search" in gone.timings
+    cache.flush()
+    again = cache.generate("Solve 3z + 5 = 20 for z.", model)
+    assert again.path is Path.REUSE and again.cached_prompt == "Solve 3y + 5 = 20 for y."
 
 
 class LineStreamingBackend(Backend):

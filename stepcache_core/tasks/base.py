@@ -110,9 +110,9 @@ class Task(ABC, Generic[S]):
         """Regenerate the failing steps; return every step of the new answer, or None."""
 
     def shape(self, prompt: str, spec: S) -> str | None:
-        """A key shared by requests worded alike that differ only in details this task adapts
-        (numbers, a variable); lets the engine find a template without an embedding. None: no
-        such key."""
+        """A key shared by requests of one structure whose answers this task can adapt to one
+        another (other numbers, variable, keys or words): the engine tries the latest entries of
+        the request's shape as templates before any embedding. None: no such key."""
         return None
 
     def transfer(self, step: str, cached: S, spec: S) -> str:

@@ -543,6 +543,13 @@ class JsonObjectTask(Task[JsonSpec]):
             return Delta(frozenset({DeltaKind.REWORDING}), "same keys and subject, other words")
         return Delta(frozenset(), "same request")
 
+    def shape(self, prompt: str, spec: JsonSpec) -> str | None:
+        """The subject's words and the layout asked for: rewordings of one request and its
+        variants with keys added, removed or renamed share it."""
+        return "\x00".join(
+            [*sorted(spec.subject_words), f"compact={spec.compact}|bare={spec.bare}"]
+        )
+
     def verify(self, steps: Sequence[str], cached: JsonSpec, spec: JsonSpec) -> list[Check]:
         return [s.check for s in self._classify(steps, cached, spec)]
 

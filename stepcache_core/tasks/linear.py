@@ -626,8 +626,9 @@ class LinearEquationTask(Task[LinearSpec]):
         return PASS
 
     def shape(self, prompt: str, spec: LinearSpec) -> str | None:
-        """The prompt with its equation and variable masked (lower-cased, spaces collapsed)."""
-        return _template(prompt, spec)
+        """The equation's skeleton (numbers and variable masked) and the answer format asked for:
+        renames, constant changes and rewordings of one problem share it, whatever the words."""
+        return "\x00".join([spec.skeleton, *sorted(spec.output)])
 
     def kept_prefix(self, checks: Sequence[Check]) -> int:
         """Patches and the fallback keep every step before the first failing one verbatim."""
