@@ -105,7 +105,15 @@ def summarize(records: Sequence[Record], arms: Sequence[str] = ARMS) -> dict[str
             a: arm_figures([r for r in rs if r.seed == seed]) for a, rs in by_arm.items()
         }
     out["ratios"] = {a: ratios(out["arms"][a], out["arms"].get("no_cache")) for a in arms}
+    out["mean_latency_floor"] = mean_latency_floor(by_arm.get("no_cache", []))
     return out
+
+
+def mean_latency_floor(no_cache: Sequence[Record]) -> float | None:
+    """The lowest mean-latency ratio any cache can reach on this workload: core-meaning changes
+    answered by the model at no-cache cost, every other request served in zero time."""
+    total = sum(r.latency_s for r in no_cache)
+    return sum(r.latency_s for r in no_cache if r.core) / total if total else None
 
 
 def ratios(arm: dict[str, Any], base: dict[str, Any] | None) -> dict[str, float | None]:
@@ -156,6 +164,11 @@ def targets(summary: dict[str, Any]) -> dict[str, Any]:
             _le(_ms(sc["miss_overhead_s"]["median"]), 15.0) if sc["miss_overhead_s"]["n"] else None,
         ),
         "no_cache_correct_task": _target(nc["correct_task"], "(reference)", None),
+        "mean_latency_floor": _target(
+            summary.get("mean_latency_floor"),
+            "(reference: core-meaning changes at no-cache cost, all else in 0 s)",
+            None,
+        ),
     }
     if "stepcache_no_fallback" in arms:
         nf = arms["stepcache_no_fallback"]

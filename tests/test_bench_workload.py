@@ -277,3 +277,14 @@ def test_summary_ratios_and_targets() -> None:
     assert t["mean_latency_ratio"]["pass"] is True
     assert t["reuse_median_latency_ms"]["measured"] == pytest.approx(4.0)
     assert t["wrong_served"]["pass"] is True
+
+
+def test_mean_latency_floor_is_the_core_changes_share_of_no_cache_time() -> None:
+    import dataclasses
+
+    core = [dataclasses.replace(_rec("no_cache", 10.0, 100, "miss"), core=True) for _ in range(3)]
+    plain = [_rec("no_cache", 5.0, 100, "miss") for _ in range(7)]
+    served = [_rec("stepcache", 0.004, 0, "reuse", cached=True) for _ in range(10)]
+    s = summarize(core + plain + served, ("no_cache", "stepcache"))
+    assert s["mean_latency_floor"] == pytest.approx(30 / 65)
+    assert targets(s)["mean_latency_floor"]["measured"] == pytest.approx(30 / 65)
