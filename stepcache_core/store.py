@@ -24,6 +24,7 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -304,6 +305,7 @@ class ChromaStore(StepStore):
         self._scopes: dict[str, Any] = {}  # scope collection name -> handle (this process)
         self._registered: set[str] = set()  # scope collections this process put in the registry
         self._lock = threading.Lock()
+        self._searchers: ThreadPoolExecutor | None = None  # parallel queries over scopes
         self._next_attempt = 0.0
         self._last_purge = -math.inf
         if client is None and host is None:
@@ -522,8 +524,7 @@ class ChromaStore(StepStore):
             # No `where=`: each scope collection holds only its scope's reusable entries.
             hits: list[tuple[float, str, str]] = []
             exhausted = True
-            for name, handle in scopes:
-                got = self._search(name, handle, query, n)
+            for (name, _), got in zip(scopes, self._search_all(scopes, query, n), strict=True):
                 ids = got["ids"][0]
                 exhausted = exhausted and len(ids) < n
                 hits.extend(
@@ -535,6 +536,22 @@ class ChromaStore(StepStore):
             if len(out) >= k or exhausted or n >= _MAX_FETCH:
                 return out
             n = min(n * 4, _MAX_FETCH)
+
+    def _search_all(
+        self, scopes: Sequence[tuple[str, Any]], query: list[list[float]], n: int
+    ) -> list[Any]:
+        """`_search` of every scope; several scopes (a query for any task) are searched in
+        parallel threads (Chroma releases the GIL while it searches)."""
+        if len(scopes) == 1:
+            return [self._search(*scopes[0], query, n)]
+        with self._lock:
+            if self._searchers is None:
+                self._searchers = ThreadPoolExecutor(
+                    _SEARCH_THREADS, thread_name_prefix="stepcache-search"
+                )
+            pool = self._searchers
+        futures = [pool.submit(self._search, name, handle, query, n) for name, handle in scopes]
+        return [f.result() for f in futures]
 
     def _search(self, name: str, handle: Any, query: list[list[float]], n: int) -> Any:
         """The `n` nearest vectors in one scope collection (no filter)."""
@@ -695,6 +712,9 @@ class ChromaStore(StepStore):
 
 #: Most vector hits one similarity query fetches per scope while looking past dropped rows.
 _MAX_FETCH = 256
+
+#: Threads of one store that query scope collections in parallel (a search over every task).
+_SEARCH_THREADS = 4
 _CHUNK = 5000
 _SCOPE_NAME = re.compile(r"stepcache-scope-[0-9a-f]{40}")
 
