@@ -635,7 +635,7 @@ class StepCache:
         task, spec = detected
 
         # 3. Shape tier: recent entries shaped like the request are tried before any embedding;
-        #    one that serves as it is, or the best one to patch, makes the search unnecessary.
+        #    one that serves as it is ends the request here.
         t0 = time.perf_counter()
         judged: dict[str, Result | _Patchable | str | None] = {}
         for key in shaped:
@@ -647,29 +647,26 @@ class StepCache:
                 req.timings["verify"] = time.perf_counter() - t0
                 self._store_behind(req, task, verdict.text, None)
                 return verdict
-        best = _best_patchable(None, judged.values())
-        refusals = [v for v in judged.values() if isinstance(v, str)]
         req.timings["verify"] = time.perf_counter() - t0
 
-        vector = None
-        if best is None:
-            vector, neighbours = yield from self._search(req, task.name)
-
-            # 4. Try each close neighbour as a template: compare, transfer, verify.
-            t0 = time.perf_counter()
-            for n in neighbours:
-                if n.similarity < cfg.min_similarity or n.entry.key in judged:
-                    continue  # too far, or judged already as a shape candidate
-                verdict = self._evaluate(req, task, spec, n.entry, n.similarity)
-                if isinstance(verdict, Result):
-                    req.timings["verify"] += time.perf_counter() - t0
-                    self._store_behind(req, task, verdict.text, vector)
-                    return verdict
-                if isinstance(verdict, str):
-                    refusals.append(verdict)
-                elif verdict is not None:
-                    best = _best_patchable(best, [verdict])
-            req.timings["verify"] += time.perf_counter() - t0
+        # 4. Nearest cached requests: each close one not judged above is tried as a template
+        #    (compare, transfer, verify); the best to patch is chosen among all of them.
+        vector, neighbours = yield from self._search(req, task.name)
+        t0 = time.perf_counter()
+        for n in neighbours:
+            seen = judged.get(n.entry.key, False)
+            if isinstance(seen, _Patchable) and seen.similarity is None:
+                judged[n.entry.key] = replace(seen, similarity=n.similarity)
+            if n.similarity < cfg.min_similarity or seen is not False:
+                continue
+            verdict = judged[n.entry.key] = self._evaluate(req, task, spec, n.entry, n.similarity)
+            if isinstance(verdict, Result):
+                req.timings["verify"] += time.perf_counter() - t0
+                self._store_behind(req, task, verdict.text, vector)
+                return verdict
+        req.timings["verify"] += time.perf_counter() - t0
+        best = _best_patchable(judged.values())
+        refusals = [v for v in judged.values() if isinstance(v, str)]
 
         if best is not None:
             repaired = yield from self._repair(
@@ -1022,10 +1019,9 @@ _MAX_SHAPES = 50_000
 _SHAPE_DEPTH = 4
 
 
-def _best_patchable(
-    best: _Patchable | None, verdicts: Iterable[Result | _Patchable | str | None]
-) -> _Patchable | None:
+def _best_patchable(verdicts: Iterable[Result | _Patchable | str | None]) -> _Patchable | None:
     """The template that verifies the most steps (the first one on a tie)."""
+    best: _Patchable | None = None
     for verdict in verdicts:
         if isinstance(verdict, _Patchable) and (best is None or verdict.passed > best.passed):
             best = verdict

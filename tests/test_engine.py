@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -438,28 +437,23 @@ def test_a_refused_shape_candidate_does_not_hide_an_older_one() -> None:
     assert served.cached_prompt == "Solve 3x + 5 = 20 for x."
 
 
-def test_a_patchable_shape_candidate_is_patched_without_a_search() -> None:
+def test_a_shape_candidate_to_patch_does_not_stop_the_search_for_one_to_reuse() -> None:
     from stepcache_core import JsonObjectTask
 
     from model_fakes import fake_model
 
     cache = StepCache(InMemoryStore(), embedder=CountingEmbedder(), tasks=[JsonObjectTask()])
     model = fake_model()
-    base = "Return a JSON object for a fictional person with keys: name (string), age (integer)."
-    assert cache.generate(base, model).path is Path.MISS
+    ask = "Return a JSON object for a fictional person with keys: name (string), age (integer)"
+    cache.generate(ask + ".", model)
+    for extra in ("city", "job", "email", "team"):  # the shape's 4 latest: one key too many
+        cache.generate(f"{ask}, {extra} (string).", model)
     cache.flush()
-    added = cache.generate(
-        "Return a JSON object for a fictional person with keys: name (string), age (integer), "
-        "city (string).",
-        model,
-    )
-    assert added.path is Path.PATCH and added.cached_prompt == base
-    assert "embed" not in added.timings and "search" not in added.timings
-    assert json.loads(added.text.split("```json")[1].split("```")[0]).keys() == {
-        "name",
-        "age",
-        "city",
-    }
+    served = cache.generate("Please r" + ask[1:] + ".", model)
+    assert served.path is Path.REUSE and served.cached_prompt == ask + "."
+    assert "search" in served.timings and served.similarity is not None
+    added = cache.generate(f"{ask}, city (string), job (string).", model)
+    assert added.path is Path.PATCH and added.similarity is not None
 
 
 def test_a_shape_candidate_gone_from_the_store_is_forgotten() -> None:
