@@ -43,6 +43,10 @@ def arm_figures(records: Sequence[Record]) -> dict[str, Any]:
     paths = {p: sum(r.path == p for r in records) for p in PATHS}
     reuse = [r.latency_s for r in records if r.path == "reuse"]
     generated = [r.overhead_s for r in records if r.path in ("miss", "skip")]
+    # of those, the ones that embedded and searched (a task detected, or semantic reuse on)
+    searched = [
+        r.overhead_s for r in records if r.path in ("miss", "skip") and "embed" in r.timings
+    ]
     return {
         "n": len(records),
         "latency_s": _dist(lat),
@@ -59,6 +63,7 @@ def arm_figures(records: Sequence[Record]) -> dict[str, Any]:
         "fallback_used": sum(r.fallback_used for r in records),
         "reuse_latency_s": _dist(reuse) | {"n": len(reuse)},
         "miss_overhead_s": _dist(generated) | {"n": len(generated)},
+        "miss_overhead_searched_s": _dist(searched) | {"n": len(searched)},
         "stage_median_ms": stage_medians(records),
     }
 
@@ -162,6 +167,11 @@ def targets(summary: dict[str, Any]) -> dict[str, Any]:
             _ms(sc["miss_overhead_s"]["median"]) if sc["miss_overhead_s"]["n"] else None,
             "<= 15 (median, miss+skip)",
             _le(_ms(sc["miss_overhead_s"]["median"]), 15.0) if sc["miss_overhead_s"]["n"] else None,
+        ),
+        "miss_overhead_searched_median_ms": _target(
+            _ms(sc["miss_overhead_searched_s"]["median"]),
+            f"(reported: the {sc['miss_overhead_searched_s']['n']} that embedded and searched)",
+            None,
         ),
         "no_cache_correct_task": _target(nc["correct_task"], "(reference)", None),
         "mean_latency_floor": _target(

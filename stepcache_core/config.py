@@ -17,7 +17,9 @@ class CacheConfig:
     #: A cached request of the same task is tried as a template only at or above this similarity.
     #: Verification, not similarity, decides reuse, so this can stay low.
     min_similarity: float = 0.5
-    #: A refused neighbour at or above this similarity makes the request a `skip`, not a `miss`.
+    #: With semantic reuse on, a request no task recognises whose nearest cached request is at or
+    #: above this similarity but not reused is a `skip`, not a `miss` (a request of a task is a
+    #: `skip` when its task refused the cached requests it was compared with).
     min_skip_similarity: float = 0.5
     #: Opt-in whole-answer reuse for prompts no task recognises (None: exact match only).
     semantic_min_similarity: float | None = None

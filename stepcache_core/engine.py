@@ -630,6 +630,9 @@ class StepCache:
             )
 
         if detected is None:
+            if cfg.semantic_min_similarity is None:
+                # Only an exact match serves an answer no task verifies: nothing to search for.
+                return (yield from self._untyped(req, None, None))
             vector, neighbours = yield from self._search(req, None)
             return (yield from self._untyped(req, vector, neighbours))
         task, spec = detected
@@ -772,10 +775,11 @@ class StepCache:
             if keys is not None and key in keys:
                 keys.remove(key)
 
-    def _untyped(self, req: _Request, vector: Any, neighbours: list[Neighbour]) -> Flow:
-        """Prompts no task recognises: exact reuse only, unless semantic reuse is opted in."""
+    def _untyped(self, req: _Request, vector: Any, neighbours: list[Neighbour] | None) -> Flow:
+        """Prompts no task recognises: exact reuse only, unless semantic reuse is opted in (then
+        `neighbours` are the nearest cached requests of any task; None: not searched)."""
         cfg = self.config
-        same_kind = [n for n in neighbours if n.entry.task is None]
+        same_kind = [n for n in neighbours or () if n.entry.task is None]
         best = same_kind[0] if same_kind else None
         sem = cfg.semantic_min_similarity
         if best is not None and sem is not None and best.similarity >= sem:
@@ -792,10 +796,12 @@ class StepCache:
         if not req.can_generate:
             return None
         near = neighbours[0] if neighbours else None
-        if near is not None and near.similarity >= cfg.min_skip_similarity:
+        if neighbours is None:
+            path, reason = Path.MISS, "no task verifies this request: reused on an exact match only"
+        elif near is not None and near.similarity >= cfg.min_skip_similarity:
             path, reason = Path.SKIP, "no task verifies this request: the neighbour is not reused"
         else:
-            path, reason = Path.MISS, "no task verifies this request and nothing is cached"
+            path, reason = Path.MISS, "no task verifies this request and nothing similar is cached"
         completion = yield _Call(req.prompt, cfg.max_tokens, _untyped_steps)
         self._store_behind(
             req, None, completion.text, vector if sem is not None else None, verified=False

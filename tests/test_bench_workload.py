@@ -288,3 +288,17 @@ def test_mean_latency_floor_is_the_core_changes_share_of_no_cache_time() -> None
     s = summarize(core + plain + served, ("no_cache", "stepcache"))
     assert s["mean_latency_floor"] == pytest.approx(30 / 65)
     assert targets(s)["mean_latency_floor"]["measured"] == pytest.approx(30 / 65)
+
+
+def test_miss_overhead_is_also_reported_for_the_misses_that_searched() -> None:
+    import dataclasses
+
+    base = [_rec("no_cache", 5.0, 100, "miss") for _ in range(3)]
+    quick = [_rec("stepcache", 5.0, 100, "miss") for _ in range(2)]  # overhead 1 ms, no search
+    searched = dataclasses.replace(
+        _rec("stepcache", 5.0, 100, "skip"), overhead_s=0.014, timings={"embed": 0.008}
+    )
+    t = targets(summarize([*base, *quick, searched], ("no_cache", "stepcache")))
+    assert t["miss_overhead_median_ms"]["measured"] == pytest.approx(1.0)
+    assert t["miss_overhead_searched_median_ms"]["measured"] == pytest.approx(14.0)
+    assert "the 1 that embedded" in t["miss_overhead_searched_median_ms"]["target"]

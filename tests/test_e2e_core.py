@@ -126,7 +126,9 @@ def test_renamed_keys_other_subject_or_format_are_not_reused_verbatim(
         assert found is not None and set(found.value) == {"name", "age", "town"}
         assert result.path is P.PATCH and "city" not in result.text
     else:  # another subject or format: the model answers the new request itself
-        assert result.path is P.SKIP and model.prompts[-1] == other
+        # (YAML: no task verifies it, so it is never compared with a cached answer: a miss)
+        assert result.path is (P.MISS if "YAML" in other else P.SKIP)
+        assert model.prompts[-1] == other
         assert cached.text not in result.text or result.steps[0].origin is StepOrigin.GENERATED
 
 

@@ -220,11 +220,15 @@ def test_untyped_prompts_are_exact_only_unless_semantic_reuse_is_opted_in() -> N
     strict = make_cache()
     strict.generate("Tell me a joke about cats", backend)
     near = strict.generate("Tell me a joke about cats please", backend)
-    assert near.path in (Path.SKIP, Path.MISS) and near.text.endswith("please")
+    assert near.path is Path.MISS and near.text.endswith("please")
+    assert "embed" not in near.timings and "search" not in near.timings  # nothing to look for
+    assert strict.lookup("Tell me a joke about dogs") is None
     loose = make_cache(semantic_min_similarity=0.8)
     loose.generate("Tell me a joke about cats", backend)
     reused = loose.generate("Tell me a joke about cats please", backend)
     assert reused.path is Path.REUSE and reused.text == "answer to Tell me a joke about cats"
+    other = loose.generate("Tell me a joke about cats and dogs, in rhyme", backend)
+    assert other.path is Path.SKIP and "search" in other.timings  # near, below 0.8: not reused
 
 
 @pytest.mark.parametrize("bad", [None, 3, b"bytes", "", "   \n"])

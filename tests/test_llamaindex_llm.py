@@ -385,8 +385,8 @@ def test_math_paths_call_the_wrapped_model_only_when_needed(
     assert "Expand the left side: 2(x + 3) + 4 = 2x + 10" in asked  # the verified prefix
     assert "= 20" not in asked  # no stale step
 
-    skipped = llm.complete(MATH_ROUNDED)
-    assert path_of(skipped) == "skip"
+    rounded = llm.complete(MATH_ROUNDED)  # no task verifies a rounded answer: never reused
+    assert path_of(rounded) == "miss"
     assert model.prompts[-1] == MATH_ROUNDED and model.calls == 3
 
 
