@@ -282,12 +282,19 @@ def test_summary_ratios_and_targets() -> None:
 def test_mean_latency_floor_is_the_core_changes_share_of_no_cache_time() -> None:
     import dataclasses
 
-    core = [dataclasses.replace(_rec("no_cache", 10.0, 100, "miss"), core=True) for _ in range(3)]
-    plain = [_rec("no_cache", 5.0, 100, "miss") for _ in range(7)]
-    served = [_rec("stepcache", 0.004, 0, "reuse", cached=True) for _ in range(10)]
-    s = summarize(core + plain + served, ("no_cache", "stepcache"))
+    def rec(i: int, arm: str, latency: float, path: str) -> Record:
+        r = _rec(arm, latency, 100 * (path != "reuse"), path, cached=path == "reuse")
+        return dataclasses.replace(r, request_id=f"r{i}", core=i < 3)
+
+    no_cache = [rec(i, "no_cache", 10.0 if i < 3 else 5.0, "miss") for i in range(10)]
+    served = [rec(i, "stepcache", 10.0 if i < 3 else 0.004, "skip" if i < 3 else "reuse")
+              for i in range(10)]  # fmt: skip
+    s = summarize(no_cache + served, ("no_cache", "stepcache"))
     assert s["mean_latency_floor"] == pytest.approx(30 / 65)
     assert targets(s)["mean_latency_floor"]["measured"] == pytest.approx(30 / 65)
+    # the not-core ratio compares the same requests: 0.004 s against 5 s
+    assert s["mean_latency_ratio_not_core"]["stepcache"] == pytest.approx(0.004 / 5.0)
+    assert targets(s)["mean_latency_ratio_not_core"]["measured"] == pytest.approx(0.004 / 5.0)
 
 
 def test_miss_overhead_is_also_reported_for_the_misses_that_searched() -> None:
