@@ -715,6 +715,7 @@ _MAX_FETCH = 256
 
 #: Threads of one store that query scope collections in parallel (a search over every task).
 _SEARCH_THREADS = 4
+
 _CHUNK = 5000
 _SCOPE_NAME = re.compile(r"stepcache-scope-[0-9a-f]{40}")
 
