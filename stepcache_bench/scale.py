@@ -41,7 +41,7 @@ from typing import Any
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
 from stepcache_bench.metrics import percentile
-from stepcache_core import ChromaStore, Embedder, Entry, StepCache
+from stepcache_core import CacheConfig, ChromaStore, Embedder, Entry, StepCache
 from stepcache_core.store import entry_key
 
 NAMESPACE = "scale"
@@ -90,7 +90,11 @@ class RandomUnitEmbedder(Embedder):
 
     name = "random-unit-384"
 
+    def __init__(self) -> None:
+        self.calls = 0
+
     def embed_batch(self, texts: Sequence[str]) -> list[list[float]]:
+        self.calls += 1
         out = []
         for text in texts:
             rng = random.Random(hashlib.sha256(text.encode()).digest())
@@ -238,7 +242,10 @@ def run(
         )
     )
     store = ChromaStore(client=client, collection="scale", embedder_name=embedder.name)
-    cache = StepCache(store, embedder=embedder)
+    # The synthetic requests are of no task: with semantic reuse on (at a similarity random
+    # vectors never reach), a lookup of a new prompt embeds and searches like any request a task
+    # recognises; with it off, the engine would answer it from the exact key alone.
+    cache = StepCache(store, embedder=embedder, config=CacheConfig(semantic_min_similarity=1.0))
     rows: list[dict[str, Any]] = []
     filled = 0
     bar: Any = None
@@ -270,10 +277,11 @@ def run(
             miss_prompt = f"New request {size}-{j}: " + " ".join(
                 rng.choice(_WORDS) for _ in range(8)
             )
+            searches = embedder.calls
             t1 = time.perf_counter()
             got = cache.lookup(miss_prompt, namespace=NAMESPACE)
             near.append(time.perf_counter() - t1)
-            assert got is None
+            assert got is None and embedder.calls == searches + 1  # it embedded and searched
             hit_prompt = synthetic_prompt(rng.randrange(size))
             t1 = time.perf_counter()
             hit = cache.lookup(hit_prompt, namespace=NAMESPACE)
