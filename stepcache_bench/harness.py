@@ -372,17 +372,31 @@ class Integrity:
         return bool(task.integrity(text, spec).ok)
 
 
-def measure(arm: Arm, request: Request, integrity: Integrity) -> Record:
-    """Serve `request` with `arm`, time it (memo-charged) and grade it."""
+@dataclass(frozen=True, slots=True)
+class Timed:
+    """One arm's answer to one request, with the backend calls it made and its wall time."""
+
+    served: Served
+    wall_s: float
+    calls: list[Call]
+
+
+def serve_timed(arm: Arm, request: Request) -> Timed:
+    """Serve `request` with `arm` and time it; the arm's background writes land afterwards."""
     arm.backend.take()
     t0 = time.perf_counter()
     served = arm.serve(request.prompt)
     wall = time.perf_counter() - t0
     arm.settle()
-    calls = arm.backend.take()
+    return Timed(served, wall, arm.backend.take())
+
+
+def grade(arm: Arm, request: Request, timed: Timed, integrity: Integrity) -> Record:
+    """The record of one timed answer: latency charged from the memo, graded by the checkers."""
+    served, calls = timed.served, timed.calls
     real = sum(c.real_s for c in calls)
     charged = sum(c.charged_s for c in calls)
-    overhead = max(wall - real, 0.0)
+    overhead = max(timed.wall_s - real, 0.0)
     reused_other = served.from_cache and (
         served.cached_prompt is None or _norm(served.cached_prompt) != _norm(request.prompt)
     )
@@ -412,6 +426,14 @@ def measure(arm: Arm, request: Request, integrity: Integrity) -> Record:
         answer=served.text,
         timings=served.timings,
     )
+
+
+def measure(arms: Sequence[Arm], request: Request, integrity: Integrity) -> list[Record]:
+    """Serve `request` with every arm, then grade the answers. Grading parses the prompt with the
+    tasks' own (memoized) detection, so it runs only after every arm has served: no arm finds the
+    request's detection cached by the grading of another arm's answer."""
+    timed = [serve_timed(arm, request) for arm in arms]
+    return [grade(arm, request, t, integrity) for arm, t in zip(arms, timed, strict=True)]
 
 
 def build_arms(

@@ -264,8 +264,7 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> dict[str, Any]:
                     arm.backend.take()
                 progress.step(f"seed {w.seed}: caching base prompts")
             for i, req in enumerate(w.requests):
-                for arm in arms:
-                    records.append(measure(arm, req, integrity))
+                records.extend(measure(arms, req, integrity))
                 progress.step(f"seed {w.seed}: request {i + 1}/{len(w.requests)}")
             for arm in arms:
                 arm.close()
@@ -376,7 +375,11 @@ def _results(
             "Cache overhead = wall time of the request minus the time spent inside backend "
             "calls (embedding, search, verification, patch bookkeeping; the exact and semantic "
             "arms' store writes). StepCache writes the answers it serves in the background; "
-            "those writes finish between requests, outside the timed span."
+            "those writes finish between requests, outside the timed span. Every arm serves a "
+            "request before any answer to it is graded (grading parses the prompt with the tasks' "
+            "memoized detection, which would otherwise be warm when StepCache serves it); "
+            "StepCache with the fallback off serves after StepCache and finds the request's "
+            "detection memoized."
         ),
     }
     return results

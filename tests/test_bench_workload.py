@@ -309,3 +309,39 @@ def test_miss_overhead_is_also_reported_for_the_misses_that_searched() -> None:
     assert t["miss_overhead_median_ms"]["measured"] == pytest.approx(1.0)
     assert t["miss_overhead_searched_median_ms"]["measured"] == pytest.approx(14.0)
     assert "the 1 that embedded" in t["miss_overhead_searched_median_ms"]["target"]
+
+
+def test_every_arm_serves_a_request_before_any_answer_is_graded() -> None:
+    from typing import Any, cast
+
+    from stepcache_bench.harness import Arm, Integrity, Served, measure
+
+    events: list[str] = []
+
+    class NoCalls:
+        def take(self) -> list[Any]:
+            return []
+
+    class FakeArm:
+        backend = NoCalls()
+
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def serve(self, prompt: str) -> Served:
+            events.append(f"serve {self.name}")
+            return Served("x = 5", "miss", from_cache=False)
+
+        def settle(self) -> None:
+            pass
+
+    class RecordingIntegrity(Integrity):
+        def __call__(self, prompt: str, text: str) -> bool | None:
+            events.append("grade")
+            return super().__call__(prompt, text)
+
+    request = generate_workload(42, bases_per_family=1, k=1).requests[0]
+    arms = cast(list[Arm], [FakeArm("a"), FakeArm("b")])
+    records = measure(arms, request, RecordingIntegrity())
+    assert events == ["serve a", "serve b", "grade", "grade"]
+    assert [r.arm for r in records] == ["a", "b"]
