@@ -710,3 +710,25 @@ def test_an_identity_shaped_like_the_problem_is_not_a_misstatement() -> None:
 
 def task_checks(spec: LinearSpec, *steps: str) -> list[Check]:
     return [TASK.verify([step], spec, spec)[0] for step in steps]
+
+
+@pytest.mark.parametrize(
+    ("lhs", "rhs", "expected"),
+    [
+        ("3x + 5", "20", Fraction(5)),
+        ("2(x + 3) + 4", "x + 16", Fraction(6)),
+        ("x/3 - 1/2", "x/4", Fraction(6)),
+        ("0.5x", "1.25", Fraction(5, 2)),
+        ("1/(x - 1)", "2", None),  # the variable in a denominator
+        ("x(x + 1)", "2", None),  # degree 2
+        ("3x + 5", "3x + 7", None),  # no solution
+        ("3x + y", "2", None),  # another symbol
+        ("3x +", "2", None),  # not an expression
+    ],
+)
+def test_the_sympy_cross_check_solves_linear_equations_only(
+    lhs: str, rhs: str, expected: Fraction | None
+) -> None:
+    from stepcache_core.tasks.linear import _sympy_solution
+
+    assert _sympy_solution(lhs, rhs, "x") == expected
