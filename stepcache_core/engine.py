@@ -119,7 +119,7 @@ class _Request:
     can_generate: bool  # False in `lookup`: full generations are not allowed
     has_backend: bool
     on_step: StepListener | None = None
-    shape: str | None = None  # the request's shape key, when its task defines one
+    shapes: tuple[str, ...] = ()  # the request's shape keys (most specific first), if any
     usage: _Usage = field(default_factory=_Usage)
     timings: dict[str, float] = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)
@@ -598,15 +598,16 @@ class StepCache:
             return Result(completion.text, Path.MISS, reason=reason)
 
         # 1. Task detection, then one store read for the exact key and for the recent entries of
-        #    the request's shape (same structure, other numbers, variable or words).
+        #    the request's shapes (same structure, other numbers, variable or words).
         t0 = time.perf_counter()
         detected = self._detect(req.prompt)
         req.timings["detect"] = time.perf_counter() - t0
         if detected is not None:
-            req.shape = self._shape_key(req, *detected)
+            req.shapes = self._shape_keys(req, *detected)
         with self._writer_lock:
             entry = self._unwritten.get(req.key)
-            shaped = [k for k in self._shapes.get(req.shape or "", ()) if k != req.key]
+            listed = (k for shape in req.shapes for k in self._shapes.get(shape, ()))
+            shaped = [k for k in dict.fromkeys(listed) if k != req.key]
         keys = [req.key, *shaped] if entry is None else shaped
         found: dict[str, Entry] = {}
         if keys:
@@ -643,7 +644,7 @@ class StepCache:
         judged: dict[str, Result | _Patchable | str | None] = {}
         for key in shaped:
             if key not in found:
-                self._forget_shape(req.shape, key)  # cleared, evicted or expired
+                self._forget_shaped(req.shapes, key)  # cleared, evicted or expired
                 continue
             verdict = judged[key] = self._evaluate(req, task, spec, found[key], None)
             if isinstance(verdict, Result):
@@ -763,17 +764,18 @@ class StepCache:
             return f"{len(failing)}/{len(checks)} steps fail: reuse would not pay"
         return _Patchable(entry, similarity, steps, checks, failure)
 
-    def _shape_key(self, req: _Request, task: Task[Any], spec: Any) -> str | None:
-        shape = task.shape(req.prompt, spec)
-        if shape is None:
-            return None
-        return entry_key(req.namespace, req.tenant, req.context, f"{task.name}\x00{shape}")
+    def _shape_keys(self, req: _Request, task: Task[Any], spec: Any) -> tuple[str, ...]:
+        return tuple(
+            entry_key(req.namespace, req.tenant, req.context, f"{task.name}\x00{shape}")
+            for shape in task.shapes(req.prompt, spec)
+        )
 
-    def _forget_shape(self, shape: str | None, key: str) -> None:
+    def _forget_shaped(self, shapes: Sequence[str], key: str) -> None:
         with self._writer_lock:
-            keys = self._shapes.get(shape or "")
-            if keys is not None and key in keys:
-                keys.remove(key)
+            for shape in shapes:
+                keys = self._shapes.get(shape)
+                if keys is not None and key in keys:
+                    keys.remove(key)
 
     def _untyped(self, req: _Request, vector: Any, neighbours: list[Neighbour] | None) -> Flow:
         """Prompts no task recognises: exact reuse only, unless semantic reuse is opted in (then
@@ -938,7 +940,7 @@ class StepCache:
                 self._writer = ThreadPoolExecutor(1, thread_name_prefix="stepcache-store")
             # A detached copy of the request: the write's timings are not the served request's.
             detached = _Request(req.prompt, req.namespace, req.tenant, req.context, False, False)
-            detached.shape = req.shape
+            detached.shapes = req.shapes
             entry = self._entry(detached, task, text, verified)
             self._unwritten[entry.key] = entry
             future = self._writer.submit(_drain, self._write(detached, entry, vector))
@@ -1003,12 +1005,13 @@ class StepCache:
         written = yield from self._io(req, "store", "store write", _put, self.store, entry, vector)
         if not written:
             return None
-        if entry.reusable and req.shape is not None:
+        if entry.reusable and req.shapes:
             with self._writer_lock:
-                keys = self._shapes.pop(req.shape, [])
-                self._shapes[req.shape] = [entry.key, *(k for k in keys if k != entry.key)][
-                    :_SHAPE_DEPTH
-                ]
+                for shape in req.shapes:
+                    keys = self._shapes.pop(shape, [])
+                    self._shapes[shape] = [entry.key, *(k for k in keys if k != entry.key)][
+                        :_SHAPE_DEPTH
+                    ]
                 while len(self._shapes) > _MAX_SHAPES:
                     self._shapes.popitem(last=False)
         return entry
@@ -1020,8 +1023,8 @@ _WRITE_WAIT_S = 10.0
 #: How many shape keys one StepCache remembers (an in-process index, a few MB at most).
 _MAX_SHAPES = 50_000
 
-#: How many of the latest entries of one shape are tried before an embedding (all are read in
-#: the same store call as the exact key).
+#: How many of the latest entries of one shape are tried before an embedding (those of all the
+#: request's shapes are read in the same store call as the exact key).
 _SHAPE_DEPTH = 4
 
 

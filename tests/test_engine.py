@@ -425,6 +425,21 @@ def test_a_request_shaped_like_a_cached_one_is_reused_without_an_embedding() -> 
     assert cache.generate("Solve 3z + 5 = 20 for z.", model).path is Path.MISS
 
 
+def test_the_same_equation_is_tried_before_another_of_its_skeleton() -> None:
+    from stepcache_core import LinearEquationTask
+
+    from model_fakes import fake_model
+
+    cache = StepCache(InMemoryStore(), embedder=CountingEmbedder(), tasks=[LinearEquationTask()])
+    model = fake_model()
+    cache.generate("Solve 3x + 5 = 20 for x.", model)
+    cache.flush()
+    assert cache.generate("Solve 4x + 1 = 9 for x.", model).path is Path.REUSE  # newer, stored
+    cache.flush()
+    reworded = cache.generate("Find y if 3y + 5 = 20.", model)
+    assert reworded.path is Path.REUSE and reworded.cached_prompt == "Solve 3x + 5 = 20 for x."
+
+
 def test_a_refused_shape_candidate_does_not_hide_an_older_one() -> None:
     from stepcache_core import LinearEquationTask
 
@@ -446,17 +461,19 @@ def test_a_shape_candidate_to_patch_does_not_stop_the_search_for_one_to_reuse() 
 
     from model_fakes import fake_model
 
-    cache = StepCache(InMemoryStore(), embedder=CountingEmbedder(), tasks=[JsonObjectTask()])
+    store = InMemoryStore()  # shared by two caches, as by two processes
+    other = StepCache(store, embedder=CountingEmbedder(), tasks=[JsonObjectTask()])
+    cache = StepCache(store, embedder=CountingEmbedder(), tasks=[JsonObjectTask()])
     model = fake_model()
     ask = "Return a JSON object for a fictional person with keys: name (string), age (integer)"
-    cache.generate(ask + ".", model)
-    for extra in ("city", "job", "email", "team"):  # the shape's 4 latest: one key too many
-        cache.generate(f"{ask}, {extra} (string).", model)
+    other.generate(ask + ".", model)  # not in `cache`'s own shape index
+    cache.generate(f"{ask}, city (string).", model)  # its only shape candidate: one key too many
+    other.flush()
     cache.flush()
     served = cache.generate("Please r" + ask[1:] + ".", model)
     assert served.path is Path.REUSE and served.cached_prompt == ask + "."
     assert "search" in served.timings and served.similarity is not None
-    added = cache.generate(f"{ask}, city (string), job (string).", model)
+    added = cache.generate(f"{ask}, job (string).", model)
     assert added.path is Path.PATCH and added.similarity is not None
 
 

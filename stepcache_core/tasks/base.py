@@ -109,11 +109,12 @@ class Task(ABC, Generic[S]):
     def patch(self, request: PatchRequest[S], generate: Generate) -> list[StepOutcome] | None:
         """Regenerate the failing steps; return every step of the new answer, or None."""
 
-    def shape(self, prompt: str, spec: S) -> str | None:
-        """A key shared by requests of one structure whose answers this task can adapt to one
-        another (other numbers, variable, keys or words): the engine tries the latest entries of
-        the request's shape as templates before any embedding. None: no such key."""
-        return None
+    def shapes(self, prompt: str, spec: S) -> Sequence[str]:
+        """Keys shared by requests of one structure whose answers this task can adapt to one
+        another (other numbers, variable, keys or words), most specific first: the engine tries
+        the latest entries of each of the request's shapes as templates, in that order, before
+        any embedding. Empty: no such keys."""
+        return ()
 
     def transfer(self, step: str, cached: S, spec: S) -> str:
         """Adapt one cached step to the new request before it is verified (e.g. rename)."""

@@ -543,12 +543,22 @@ class JsonObjectTask(Task[JsonSpec]):
             return Delta(frozenset({DeltaKind.REWORDING}), "same keys and subject, other words")
         return Delta(frozenset(), "same request")
 
-    def shape(self, prompt: str, spec: JsonSpec) -> str | None:
-        """The subject's words and the layout asked for: rewordings of one request and its
-        variants with keys added, removed or renamed share it."""
-        return "\x00".join(
+    def shapes(self, prompt: str, spec: JsonSpec) -> Sequence[str]:
+        """The subject's words and the layout asked for, first with the keys and their schemas
+        (rewordings of one request share it), then alone (variants with keys added, removed or
+        renamed share that)."""
+        subject = "\x00".join(
             [*sorted(spec.subject_words), f"compact={spec.compact}|bare={spec.bare}"]
         )
+        keys = json.dumps(
+            [
+                sorted(spec.keys),
+                sorted(spec.optional),
+                spec.forbid_extra,
+                sorted(spec.property_schemas),
+            ]
+        )
+        return (f"keys\x00{subject}\x00{keys}", f"subject\x00{subject}")
 
     def verify(self, steps: Sequence[str], cached: JsonSpec, spec: JsonSpec) -> list[Check]:
         return [s.check for s in self._classify(steps, cached, spec)]

@@ -190,6 +190,11 @@ def _skeleton(plain: str, var: str) -> str:
     )
 
 
+def _masked(plain: str, var: str) -> str:
+    """`plain` token by token with the variable as ``v`` (numbers kept)."""
+    return "".join("v" if tok == var else tok for tok in tokenize(plain))
+
+
 def _sympy_solution(lhs: str, rhs: str, var: str) -> Fraction | None:
     """Solve with sympy on whitelisted plain math (nothing else ever reaches `parse_expr`)."""
     import sympy
@@ -627,10 +632,13 @@ class LinearEquationTask(Task[LinearSpec]):
             )
         return PASS
 
-    def shape(self, prompt: str, spec: LinearSpec) -> str | None:
-        """The equation's skeleton (numbers and variable masked) and the answer format asked for:
-        renames, constant changes and rewordings of one problem share it, whatever the words."""
-        return "\x00".join([spec.skeleton, *sorted(spec.output)])
+    def shapes(self, prompt: str, spec: LinearSpec) -> Sequence[str]:
+        """The equation with its variable masked, then its skeleton (numbers masked too), each
+        with the answer format asked for: rewordings and renames of one problem share the first,
+        constant changes the second, whatever the words."""
+        output = "\x00".join(sorted(spec.output))
+        equation = _masked(spec.lhs, spec.variable) + "=" + _masked(spec.rhs, spec.variable)
+        return (f"equation\x00{equation}\x00{output}", f"skeleton\x00{spec.skeleton}\x00{output}")
 
     def kept_prefix(self, checks: Sequence[Check]) -> int:
         """Patches and the fallback keep every step before the first failing one verbatim."""
