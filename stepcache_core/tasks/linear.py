@@ -195,6 +195,7 @@ def _masked(plain: str, var: str) -> str:
     return "".join("v" if tok == var else tok for tok in tokenize(plain))
 
 
+@lru_cache(maxsize=4096)
 def _sympy_solution(lhs: str, rhs: str, var: str) -> Fraction | None:
     """Solve with sympy on whitelisted plain math (nothing else ever reaches `parse_expr`)."""
     import sympy
@@ -267,7 +268,9 @@ def detect_linear(prompt: str) -> LinearSpec | None:
     solution = (rhs_linear[1] - lhs_linear[1]) / a
     if is_variable(lhs, var) and constant_value(rhs, var) is not None:
         return None  # "when x = 2": nothing to solve
-    if _sympy_solution(lhs, rhs, var) != solution:
+    # The cross-check is memoized on the equation with its variable renamed to x (the only
+    # letter in it): a reworded or renamed problem is checked once.
+    if _sympy_solution(lhs.replace(var, "x"), rhs.replace(var, "x"), "x") != solution:
         return None
     output = frozenset(tag for tag, pattern in _OUTPUT_TAGS if pattern.search(prompt))
     if _UNVERIFIABLE_OUTPUT & output or _rounding(prompt) is not None:
