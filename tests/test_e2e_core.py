@@ -163,3 +163,22 @@ def test_what_one_process_cached_the_next_reuses(tmp_path: Path) -> None:
     renamed = cache.generate("Solve 3z + 5 = 20 for z.", model)
     assert exact.path is P.EXACT and renamed.path is P.REUSE and model.calls == 0
     assert json.dumps(cache.stats()["paths"])  # stats stay serialisable
+
+
+def test_shape_tier_on_real_parts_and_a_second_cache_on_the_same_store(
+    cache: StepCache, embedder: MiniLMEmbedder, tmp_path: Path
+) -> None:
+    model = fake_model()
+    base = "Output only a JSON object for a fictional person that has the fields name, age, city."
+    cache.generate(base, model)
+    cache.flush()
+    reworded = "Give me a JSON object about a fictional person with the fields name, age, city."
+    served = cache.generate(reworded, model)
+    assert served.path is P.REUSE and served.cached_prompt == base
+    assert "embed" not in served.timings and "search" not in served.timings
+    # Another StepCache on the same directory (another process) has no shape index of its own:
+    # it finds the cached request by the vector search instead.
+    other = StepCache(ChromaStore(tmp_path / "chroma"), embedder=embedder)
+    found = other.generate("Please output a JSON object for a fictional person with the fields "
+                           "name, age, city.", model)  # fmt: skip
+    assert found.path is P.REUSE and "search" in found.timings and found.similarity is not None
