@@ -658,12 +658,15 @@ class StepCache:
         vector, neighbours = yield from self._search(req, task.name)
         t0 = time.perf_counter()
         for n in neighbours:
-            seen = judged.get(n.entry.key, False)
-            if isinstance(seen, _Patchable) and seen.similarity is None:
-                judged[n.entry.key] = replace(seen, similarity=n.similarity)
-            if n.similarity < cfg.min_similarity or seen is not False:
+            key = n.entry.key
+            if key in judged:  # a shape candidate: judged already, now its similarity is known
+                seen = judged[key]
+                if isinstance(seen, _Patchable) and seen.similarity is None:
+                    judged[key] = replace(seen, similarity=n.similarity)
                 continue
-            verdict = judged[n.entry.key] = self._evaluate(req, task, spec, n.entry, n.similarity)
+            if n.similarity < cfg.min_similarity:
+                continue
+            verdict = judged[key] = self._evaluate(req, task, spec, n.entry, n.similarity)
             if isinstance(verdict, Result):
                 req.timings["verify"] += time.perf_counter() - t0
                 self._store_behind(req, task, verdict.text, vector)
