@@ -183,16 +183,13 @@ def _candidates(prompt: str) -> list[tuple[str, str]]:
     return found
 
 
-def _skeleton(plain: str, var: str) -> str:
+def _skeleton(plain: str, var: str, *, numbers: bool = True) -> str:
+    """`plain` token by token with the variable as ``v`` and, unless `numbers` is False, every
+    number as ``#``."""
     return "".join(
-        "#" if tok[0].isdigit() or tok[0] == "." else "v" if tok == var else tok
+        "#" if numbers and (tok[0].isdigit() or tok[0] == ".") else "v" if tok == var else tok
         for tok in tokenize(plain)
     )
-
-
-def _masked(plain: str, var: str) -> str:
-    """`plain` token by token with the variable as ``v`` (numbers kept)."""
-    return "".join("v" if tok == var else tok for tok in tokenize(plain))
 
 
 @lru_cache(maxsize=4096)
@@ -640,7 +637,10 @@ class LinearEquationTask(Task[LinearSpec]):
         with the answer format asked for: rewordings and renames of one problem share the first,
         constant changes the second, whatever the words."""
         output = "\x00".join(sorted(spec.output))
-        equation = _masked(spec.lhs, spec.variable) + "=" + _masked(spec.rhs, spec.variable)
+        var = spec.variable
+        equation = (
+            _skeleton(spec.lhs, var, numbers=False) + "=" + _skeleton(spec.rhs, var, numbers=False)
+        )
         return (f"equation\x00{equation}\x00{output}", f"skeleton\x00{spec.skeleton}\x00{output}")
 
     def kept_prefix(self, checks: Sequence[Check]) -> int:
