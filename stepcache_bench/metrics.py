@@ -42,11 +42,10 @@ def arm_figures(records: Sequence[Record]) -> dict[str, Any]:
     completion = sum(r.completion_tokens for r in records)
     paths = {p: sum(r.path == p for r in records) for p in PATHS}
     reuse = [r.latency_s for r in records if r.path == "reuse"]
-    generated = [r.overhead_s for r in records if r.path in ("miss", "skip")]
+    missed = [r for r in records if r.path in ("miss", "skip")]
+    generated = [r.overhead_s for r in missed]
     # of those, the ones that embedded and searched (a task detected, or semantic reuse on)
-    searched = [
-        r.overhead_s for r in records if r.path in ("miss", "skip") and "embed" in r.timings
-    ]
+    searched = [r.overhead_s for r in missed if "embed" in r.timings]
     return {
         "n": len(records),
         "latency_s": _dist(lat),
@@ -112,7 +111,7 @@ def summarize(records: Sequence[Record], arms: Sequence[str] = ARMS) -> dict[str
     out["ratios"] = {a: ratios(out["arms"][a], out["arms"].get("no_cache")) for a in arms}
     out["mean_latency_floor"] = mean_latency_floor(by_arm.get("no_cache", []))
     out["mean_latency_ratio_not_core"] = {
-        a: _mean_ratio([r for r in rs if not r.core], [r for r in by_arm.get("no_cache", [])])
+        a: _mean_ratio([r for r in rs if not r.core], by_arm.get("no_cache", []))
         for a, rs in by_arm.items()
     }
     return out
