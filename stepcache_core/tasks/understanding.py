@@ -1,0 +1,149 @@
+"""Closed-world request understanding: what a task parsed out of a prompt, and everything else.
+
+A task reads part of a prompt into its spec (an equation, a key list). The rest is the *residue*:
+the prompt with the parsed spans replaced by placeholders (``<eq>``, ``<v>``, ``<keys>``), folded
+to lower case, split into words, numbers and math symbols, with the phrases of a closed, reviewed
+lexicon of instruction wordings removed ("solve", "show your steps", "please", ...). Two requests
+may share steps only when their residues are the same sequence of tokens: any other word, number or
+symbol added, removed or changed is a core change, reported with the words quoted. Nothing outside
+the lexicon is ever treated as "mere rewording": unknown means different.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+__all__ = [
+    "SHARED_LEXICON",
+    "Lexicon",
+    "Mask",
+    "residue",
+    "residue_change",
+]
+
+
+class Mask(NamedTuple):
+    """A span of the prompt that the spec accounts for, shown in the residue as ``<label>``."""
+
+    start: int
+    end: int
+    label: str
+
+
+#: Placeholders (a task's masks, and a literal ``<value>`` in a prompt), numbers (digits with any
+#: grouping or decimal marks, kept whole: "4,500" is one token, never 4 and 500), words (any
+#: script; inner hyphens, apostrophes, dots and underscores kept: "user.id" is not "user id"),
+#: and every symbol that can carry meaning.
+_TOKEN = re.compile(
+    r"<[a-z_]+>"
+    r"|\d+(?:[.,]\d+)*"
+    r"|\w+(?:[-'’.]\w+)*"
+    r"|[^\w\s.,;:!?()\[\]{}\"'`’“”]",
+)
+
+
+def tokens(text: str) -> list[str]:
+    """`text` as residue tokens: lower-cased words, whole numbers, placeholders and symbols;
+    sentence punctuation, brackets and quotes are dropped."""
+    return [t.replace("’", "'") for t in _TOKEN.findall(text.lower())]
+
+
+@dataclass(frozen=True, slots=True)
+class Lexicon:
+    """A closed list of phrases (token sequences) that may differ between two requests without
+    changing what they ask. Matching is longest phrase first, token by token."""
+
+    phrases: frozenset[tuple[str, ...]]
+
+    @classmethod
+    def of(cls, *texts: str) -> Lexicon:
+        """A lexicon from phrases written as text (placeholders such as ``<v>`` allowed)."""
+        phrases = frozenset(tuple(tokens(t)) for t in texts)
+        if () in phrases:
+            raise ValueError("a lexicon phrase must contain at least one token")
+        return cls(phrases)
+
+    def __or__(self, other: Lexicon) -> Lexicon:
+        return Lexicon(self.phrases | other.phrases)
+
+    @property
+    def longest(self) -> int:
+        return max((len(p) for p in self.phrases), default=0)
+
+    def strip(self, toks: Sequence[str]) -> tuple[str, ...]:
+        """`toks` without the lexicon's phrases (greedy, longest match first)."""
+        out: list[str] = []
+        i, n, longest = 0, len(toks), self.longest
+        while i < n:
+            for size in range(min(longest, n - i), 0, -1):
+                if tuple(toks[i : i + size]) in self.phrases:
+                    i += size
+                    break
+            else:
+                out.append(toks[i])
+                i += 1
+        return tuple(out)
+
+
+#: Politeness and framing that never changes what is asked, shared by every task.
+SHARED_LEXICON = Lexicon.of(
+    "please",
+    "kindly",
+    "thanks",
+    "thank you",
+    "can you",
+    "could you",
+    "would you",
+    "will you",
+    "can you help me",
+    "could you help me",
+    "help me",
+    "i need",
+    "i want",
+    "i'd like",
+    "i would like",
+    "hey",
+    "hi",
+    "hello",
+)
+
+
+def _masked(prompt: str, masks: Iterable[Mask]) -> str:
+    parts: list[str] = []
+    at = 0
+    for start, end, label in sorted(masks):
+        start = max(start, at)  # a mask inside an earlier one adds nothing
+        if start >= end:
+            continue
+        parts += [prompt[at:start], f" <{label}> "]
+        at = end
+    parts.append(prompt[at:])
+    return "".join(parts)
+
+
+def residue(prompt: str, masks: Iterable[Mask], lexicon: Lexicon) -> tuple[str, ...]:
+    """The prompt's residue: its tokens with `masks` replaced by their placeholders and the
+    lexicon's phrases removed."""
+    return lexicon.strip(tokens(_masked(prompt, masks)))
+
+
+def residue_change(cached: Sequence[str], new: Sequence[str]) -> str:
+    """'' when two residues are equivalent; otherwise a reason that quotes the words that were
+    added, removed or changed."""
+    if tuple(cached) == tuple(new):
+        return ""
+    parts: list[str] = []
+    matcher = difflib.SequenceMatcher(a=cached, b=new, autojunk=False)
+    for op, i1, i2, j1, j2 in matcher.get_opcodes():
+        old, now = " ".join(cached[i1:i2]), " ".join(new[j1:j2])
+        if op == "insert":
+            parts.append(f"added {now!r}")
+        elif op == "delete":
+            parts.append(f"dropped {old!r}")
+        elif op == "replace":
+            parts.append(f"{old!r} -> {now!r}")
+    return "the request's other words differ: " + "; ".join(parts)
