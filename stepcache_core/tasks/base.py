@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Generic, Protocol, TypeVar
 
+from stepcache_core.tasks.understanding import SHARED_LEXICON, Lexicon, Mask, residue
 from stepcache_core.types import Completion, StepOutcome
 
 S = TypeVar("S")
@@ -84,6 +85,12 @@ class Task(ABC, Generic[S]):
 
     #: Unique, stable name; stored with every cached answer.
     name: str = "task"
+    #: Bumped whenever the task would read a stored request or answer differently: entries
+    #: written under another version of the registry are never served as exact hits.
+    version: str = "1"
+    #: The closed, reviewed phrasings two requests of this task may differ in without asking
+    #: something else (see `stepcache_core.tasks.understanding`).
+    lexicon: Lexicon = SHARED_LEXICON
 
     @abstractmethod
     def detect(self, prompt: str) -> S | None:
@@ -108,6 +115,24 @@ class Task(ABC, Generic[S]):
     @abstractmethod
     def patch(self, request: PatchRequest[S], generate: Generate) -> list[StepOutcome] | None:
         """Regenerate the failing steps; return every step of the new answer, or None."""
+
+    def spans(self, prompt: str, spec: S) -> Sequence[Mask]:
+        """The parts of `prompt` that `spec` accounts for (an equation, a key list), masked out of
+        the residue. Default: none, so two requests share steps only when every other word of
+        them matches up to the lexicon: a task must say what it parsed to allow more."""
+        return ()
+
+    def residue(self, prompt: str, spec: S) -> tuple[str, ...]:
+        """Everything in `prompt` this task did not parse, as compared between two requests:
+        a cached answer is reused or patched only for a request with the same residue."""
+        return residue(prompt, self.spans(prompt, spec), self.lexicon)
+
+    def proven_wrong(self, text: str, spec: S, failure: Check) -> bool:
+        """True only when this task's parse of the request is certain and `failure` (its
+        integrity verdict on `text`) proves the answer wrong; only such an answer is repaired
+        or replaced by the fallback. Default False: a model's answer that fails the check is
+        served as written, marked unverified, and never becomes a template."""
+        return False
 
     def shapes(self, prompt: str, spec: S) -> Sequence[str]:
         """Keys shared by requests of one structure whose answers this task can adapt to one
