@@ -41,9 +41,6 @@ from stepcache_core.types import Completion, Path, Result, StepOrigin, StepOutco
 
 log = logging.getLogger("stepcache")
 
-#: How a driver makes one backend call (optionally streaming its steps through a gate).
-CallBackend = Callable[[str, int | None, "_StepGate | None"], Completion]
-
 
 class _BackendFailure(Exception):
     """Carries the user's backend error through the flow so it is re-raised unchanged."""
@@ -64,9 +61,9 @@ class _Job:
     args: tuple[Any, ...]
 
     def took(self, req: Request, started: float) -> None:
-        req.timings[self.timing] = req.timings.get(self.timing, 0.0) + (
-            time.perf_counter() - started
-        )
+        """Add the time since `started` to the request's timing of this kind of operation."""
+        elapsed = time.perf_counter() - started
+        req.timings[self.timing] = req.timings.get(self.timing, 0.0) + elapsed
 
 
 @dataclass(slots=True)
@@ -100,6 +97,10 @@ class _StepGate:
         except Exception as exc:  # a task bug must not break the backend call: stop streaming
             self.broken = True
             log.warning("stepcache: streaming steps failed, the rest comes at the end: %r", exc)
+
+
+#: How a driver makes one backend call (optionally streaming its steps through a gate).
+CallBackend = Callable[[str, int | None, _StepGate | None], Completion]
 
 
 @dataclass(slots=True)
