@@ -57,6 +57,9 @@ class Entry:
     payload: str | None = None  # adapter data returned on exact hits (e.g. serialized generations)
     tenant: str = ""
     created_at: float = field(default_factory=time.time)
+    #: The identity of the task registry that judged the answer (`TaskRegistry.identity`): an
+    #: exact hit is served only to a reader whose registry is the same.
+    registry: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -794,6 +797,7 @@ def _encode(entry: Entry, *, reusable: bool, scope: str = "") -> tuple[str, dict
             "answer": entry.answer,
             "steps": list(entry.steps),
             "payload": entry.payload,
+            "registry": entry.registry,
             "sha256": _digest(entry.prompt, entry.answer, entry.steps, entry.payload),
             # exact: Chroma keeps float metadata to ~16 digits (the metadata copy is for queries)
             "created_at": float(entry.created_at),
@@ -852,6 +856,9 @@ def _decode(key: str, document: str | None, meta: Any) -> Entry | None:
             raise TypeError("document fields have the wrong types")
         if data["sha256"] != _digest(prompt, answer, steps, payload):
             raise ValueError("document digest mismatch (torn or altered row)")
+        registry = data.get("registry", "")  # rows written before registries were recorded: ""
+        if not isinstance(registry, str):
+            raise TypeError("the registry field has the wrong type")
         task = meta["task"]
         fields = (meta["namespace"], meta["context"], meta.get("tenant", ""), task)
         if not all(isinstance(f, str) for f in fields) or not isinstance(meta["reusable"], bool):
@@ -874,6 +881,7 @@ def _decode(key: str, document: str | None, meta: Any) -> Entry | None:
             reusable=meta["reusable"],
             payload=payload,
             created_at=created_at,
+            registry=registry,
         )
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         log.warning("stepcache: ignoring corrupt cache row %s: %r", key, exc)

@@ -203,17 +203,21 @@ class StepCache:
     ) -> Entry | None:
         """Store an answer produced elsewhere. Verified answers become reusable templates.
 
-        An answer its task rejects is repaired with the deterministic fallback when the task has
-        one, else not stored (a rejected answer is never served from cache). Returns the entry
-        stored, or None.
+        An answer its task proves wrong is repaired with the deterministic fallback when the task
+        has one (else not stored); one its task can neither verify nor prove wrong is stored as
+        written, unverified: it answers exact repeats of `prompt` and is never a template.
+        Returns the entry stored, or None.
         """
         req = self._request(prompt, namespace, tenant, context, can_generate=False, backend=False)
         detected = detect_task(self.tasks, prompt)
         if detected is None:
             return self._write(req, None, answer, verified=False, payload=payload)
         task, spec = detected
-        if task.integrity(answer, spec).ok:
+        check = task.integrity(answer, spec)
+        if check.ok:
             return self._write(req, task, answer, verified=True, payload=payload)
+        if not task.proven_wrong(answer, spec, check):
+            return self._write(req, task, answer, verified=False, payload=payload)
         if self.config.fallback:
             steps = task.segment(answer)
             request = PatchRequest(prompt, spec, steps, task.verify(steps, spec, spec))
@@ -222,7 +226,7 @@ class StepCache:
                 text = task.stitch([s.text for s in repaired])
                 if task.integrity(text, spec).ok:
                     return self._write(req, task, text, verified=True)
-        log.info("stepcache: not storing an answer its task rejects (%s)", task.name)
+        log.info("stepcache: not storing an answer its task proves wrong (%s)", task.name)
         return None
 
     def clear(self, namespace: str | None = None, tenant: str | None = None) -> int:
@@ -269,7 +273,9 @@ class StepCache:
         for label, value in (("namespace", namespace), ("tenant", tenant), ("context", context)):
             if not isinstance(value, str):
                 raise InvalidPromptError(f"{label} must be a str, got {type(value).__name__}")
-        return Request(prompt, namespace, tenant, context, can_generate, backend)
+        return Request(
+            prompt, namespace, tenant, context, can_generate, backend, self.tasks.identity
+        )
 
     def _write(
         self,

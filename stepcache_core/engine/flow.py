@@ -35,7 +35,7 @@ from stepcache_core.engine.effects import (
     Store,
 )
 from stepcache_core.engine.request import Patchable, Request, answer_entry
-from stepcache_core.engine.templates import best_patchable, evaluate, same_request
+from stepcache_core.engine.templates import best_patchable, evaluate, exact_hit
 from stepcache_core.segment import segment_text
 from stepcache_core.store import Entry, Neighbour, entry_key
 from stepcache_core.tasks.base import Check, PatchRequest, Task
@@ -80,20 +80,10 @@ def request_flow(req: Request, cfg: CacheConfig, tasks: TaskRegistry) -> Flow:
         found = (yield Read(tuple(keys))) or {}
     entry = entry or found.get(req.key)
 
-    # 2. Exact tier: a repeated prompt pays for neither an embedding nor verification.
-    if entry is not None and same_request(entry, req):
-        served = tuple(StepOutcome(s, StepOrigin.REUSED) for s in entry.steps)
-        return Result(
-            entry.answer,
-            Path.EXACT,
-            served,
-            task=entry.task,
-            similarity=1.0,
-            cached_prompt=entry.prompt,
-            verified=entry.reusable,
-            payload=entry.payload,
-            reason="same prompt cached",
-        )
+    # 2. Exact tier: a repeated prompt pays for neither an embedding nor a search.
+    hit = exact_hit(entry, req, detected) if entry is not None else None
+    if hit is not None:
+        return hit
 
     if detected is None:
         if cfg.semantic_min_similarity is None:
@@ -180,9 +170,18 @@ def _search(
     return vector, found or []
 
 
-def _store(req: Request, cfg: CacheConfig, task: Task[Any] | None, text: str, vector: Any) -> Store:
-    """Store a served answer in the background (verified unless it has no task)."""
-    return Store(answer_entry(req, cfg, task, text, task is not None), req.shapes, vector)
+def _store(
+    req: Request,
+    cfg: CacheConfig,
+    task: Task[Any] | None,
+    text: str,
+    vector: Any,
+    *,
+    verified: bool | None = None,
+) -> Store:
+    """Store a served answer in the background (verified, by default, unless it has no task)."""
+    ok = task is not None if verified is None else verified
+    return Store(answer_entry(req, cfg, task, text, ok), req.shapes if ok else (), vector)
 
 
 def _shape_keys(req: Request, task: Task[Any], spec: Any) -> tuple[str, ...]:
@@ -248,6 +247,18 @@ def _generate_verified(
             text, path, tuple(assemble(text)), task=task.name, verified=True, reason=reason
         )
     own_steps = task.segment(text)
+    if not task.proven_wrong(text, spec, integrity):
+        # Never worse than the model: an answer the task cannot prove wrong is served as the
+        # model wrote it, unverified; it answers exact repeats but is never a template.
+        yield _store(req, cfg, task, text, None, verified=False)
+        return Result(
+            text,
+            path,
+            tuple(StepOutcome(s, StepOrigin.GENERATED) for s in own_steps),
+            task=task.name,
+            verified=False,
+            reason=f"{reason}; served unverified as the model wrote it ({integrity.reason})",
+        )
     checks = task.verify(own_steps, spec, spec)
     has_fallback = cfg.fallback and type(task).fallback is not Task.fallback
     attempts = cfg.max_miss_repairs if has_fallback else 1 + cfg.max_repairs
@@ -266,7 +277,7 @@ def _generate_verified(
             verified=True,
             reason=f"{reason}; the model's answer failed ({integrity.reason}) and was repaired",
         )
-    log.info("stepcache: serving an unverified model answer (%s)", integrity.reason)
+    log.info("stepcache: serving a model answer proven wrong (%s)", integrity.reason)
     steps = tuple(StepOutcome(s, StepOrigin.GENERATED) for s in own_steps)
     return Result(
         text,
@@ -274,7 +285,8 @@ def _generate_verified(
         steps,
         task=task.name,
         verified=False,
-        reason=f"{reason}; the model's answer failed ({integrity.reason}) and was not stored",
+        reason=f"{reason}; the model's answer is wrong ({integrity.reason}), repairs failed, "
+        "not stored",
     )
 
 

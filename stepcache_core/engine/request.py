@@ -60,6 +60,7 @@ class Request:
     context: str
     can_generate: bool  # False in `lookup`: full generations are not allowed
     has_backend: bool
+    registry: str = ""  # the identity of the task registry answering it
     on_step: StepListener | None = None
     shapes: tuple[str, ...] = ()  # the request's shape keys (most specific first), if any
     usage: Usage = field(default_factory=Usage)
@@ -106,4 +107,5 @@ def answer_entry(
         reusable=verified or (task is None and config.semantic_min_similarity is not None),
         payload=payload,
         tenant=req.tenant,
+        registry=req.registry,
     )

@@ -6,20 +6,46 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from stepcache_core import delta as text_delta
 from stepcache_core.engine.request import Patchable, Request
-from stepcache_core.store import Entry, normalize_prompt
+from stepcache_core.store import Entry
 from stepcache_core.tasks.base import Task
+from stepcache_core.tasks.understanding import residue_change
 from stepcache_core.types import Path, Result, StepOrigin, StepOutcome
 
 
-def same_request(entry: Entry, req: Request) -> bool:
-    """An exact hit is served only for the very same scope and prompt, never on the key alone."""
-    return (entry.namespace, entry.tenant, entry.context) == (
-        req.namespace,
-        req.tenant,
-        req.context,
-    ) and normalize_prompt(entry.prompt) == normalize_prompt(req.prompt)
+def exact_hit(entry: Entry, req: Request, detected: tuple[Task[Any], Any] | None) -> Result | None:
+    """The stored answer of the very same request, or None.
+
+    The same means: the same scope, the same raw prompt (the key collapses whitespace, which a
+    task may read: a newline can split an equation, a doubled space is part of a quoted key), the
+    same task registry, and the same task. A verified entry must still pass the request's own
+    integrity check; an answer served unverified (the model's own, as written) is served again
+    unless its task proves it wrong.
+    """
+    scope = (entry.namespace, entry.tenant, entry.context)
+    if scope != (req.namespace, req.tenant, req.context) or entry.prompt != req.prompt:
+        return None
+    task, spec = detected if detected is not None else (None, None)
+    if entry.registry != req.registry or entry.task != (task.name if task else None):
+        return None
+    verified = entry.reusable
+    if task is not None:
+        check = task.integrity(entry.answer, spec)
+        if not check.ok and (entry.reusable or task.proven_wrong(entry.answer, spec, check)):
+            return None
+        verified = check.ok
+    return Result(
+        entry.answer,
+        Path.EXACT,
+        tuple(StepOutcome(s, StepOrigin.REUSED) for s in entry.steps),
+        task=entry.task,
+        similarity=1.0,
+        cached_prompt=entry.prompt,
+        verified=verified,
+        payload=entry.payload,
+        reason="same prompt cached" if verified or task is None else "same prompt cached "
+        "(the model's own answer, served as written: its task could not verify it)",
+    )
 
 
 def evaluate(
@@ -30,10 +56,10 @@ def evaluate(
     cached_spec = task.detect(entry.prompt)
     if cached_spec is None:
         return None
-    delta = text_delta.merge(
-        text_delta.analyze(entry.prompt, req.prompt),
-        task.compare(entry.prompt, cached_spec, req.prompt, spec),
-    )
+    change = residue_change(task.residue(entry.prompt, cached_spec), task.residue(req.prompt, spec))
+    if change:
+        return change  # closed world: words the task does not parse changed
+    delta = task.compare(entry.prompt, cached_spec, req.prompt, spec)
     if delta.core:
         return delta.reason
     steps = task.transfer_steps(entry.steps, cached_spec, spec)

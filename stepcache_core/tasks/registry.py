@@ -39,6 +39,12 @@ class TaskRegistry:
     def names(self) -> list[str]:
         return [t.name for t in self._tasks]
 
+    @property
+    def identity(self) -> str:
+        """The tasks' names and versions in priority order: stored with every entry, so that an
+        exact hit is served only to a cache that reads the prompt the same way."""
+        return ",".join(f"{t.name}@{t.version}" for t in self._tasks)
+
     def get(self, name: str) -> Task[Any] | None:
         return next((t for t in self._tasks if t.name == name), None)
 
