@@ -396,6 +396,8 @@ class Variant:
     cached_answer: str  # the perfect model's answer to `cached`
     answer: str  # the perfect model's answer to `prompt` (graded only for Expect.RIGHT)
     truth: Fraction | tuple[str, ...] | None = None  # RIGHT: the solution, or the exact keys
+    cached_context: str = ""  # the chat context (system prompt, earlier turns) of `cached`
+    context: str = ""  # the chat context of `prompt`
 
 
 EditFn = Callable[[Base, random.Random], Variant]
@@ -864,6 +866,31 @@ _carry_kinds("note", _NOTES)
 _carry_kinds("fact", _FACTS)
 
 
+@edit_kind("context: another system prompt or earlier turn", C, Expect.MODEL_ANSWERS, None)
+def _other_context(base: Base, rng: random.Random) -> Variant:
+    cached_context, context = rng.sample(
+        (
+            "system: You are a helpful assistant.",
+            "system: You are a pirate. Answer in pirate speak.",
+            "system: Answer in French.\nuser: Hi\nassistant: Bonjour !",
+            "user: My name is Ann.\nassistant: Hello Ann.",
+        ),
+        2,
+    )
+    answer = perfect_answer(base)
+    return Variant(
+        "context: another system prompt or earlier turn",
+        base.prompt,
+        base.prompt,
+        Expect.MODEL_ANSWERS,
+        answer,
+        answer,
+        None,
+        cached_context,
+        context,
+    )
+
+
 # ------------------------------------------------- misreadings of the request itself
 
 M = "misreading"
@@ -875,37 +902,109 @@ def _last_number(text: str) -> re.Match[str]:
     return found[-1]
 
 
-@edit_kind("notation: thousands separators", M, Expect.MODEL_ANSWERS, "linear")
+def _respelled(kind: str, base: LinearBase, prompt: str, meant: LinearBase) -> Variant:
+    """A variant whose equation is `meant`, written in notation a parser may misread: any path,
+    but the served answer must be `meant`'s solution (a refusal, then the model's answer, is
+    right too)."""
+    return Variant(
+        kind,
+        base.prompt,
+        prompt,
+        Expect.RIGHT,
+        perfect_answer(base),
+        perfect_answer(meant),
+        meant.solution,
+    )
+
+
+@edit_kind("notation: thousands separators", M, Expect.RIGHT, "linear")
 def _thousands(base: Base, rng: random.Random) -> Variant:
     b = _lin(base)
     m = _last_number(b.rhs)
-    group = rng.choice((",", " ", "_")) + f"{rng.randint(1, 999):03d}"
-    rhs = b.rhs[: m.end()] + group + b.rhs[m.end() :]
-    return _changed("notation: thousands separators", b, replace(b, rhs=rhs).prompt)
+    digits = f"{rng.randint(1, 999):03d}"
+    written = b.rhs[: m.end()] + rng.choice((",", " ", "_")) + digits + b.rhs[m.end() :]
+    meant = replace(b, rhs=b.rhs[: m.end()] + digits + b.rhs[m.end() :])
+    return _respelled("notation: thousands separators", b, replace(b, rhs=written).prompt, meant)
 
 
-@edit_kind("notation: superscripts", M, Expect.MODEL_ANSWERS, "linear")
-def _superscript(base: Base, rng: random.Random) -> Variant:
+@edit_kind("notation: superscripts that cancel", M, Expect.RIGHT, "linear")
+def _superscript_cancel(base: Base, rng: random.Random) -> Variant:
     b = _lin(base)
     sq = rng.choice(("²", "³"))
-    if rng.random() < 0.5:  # a quadratic
+    # the issue's "x² + 3x = x² + 6": the squares cancel, the solution is the base's
+    written = replace(b, lhs=f"{b.v}{sq} + {b.lhs}", rhs=f"{b.v}{sq} + {b.rhs}")
+    return _respelled("notation: superscripts that cancel", b, written.prompt, b)
+
+
+@edit_kind("notation: a superscript that makes it quadratic", M, Expect.MODEL_ANSWERS, "linear")
+def _superscript_quadratic(base: Base, rng: random.Random) -> Variant:
+    b = _lin(base)
+    sq = rng.choice(("²", "³"))
+    if rng.random() < 0.5:
         changed = replace(b, lhs=f"{b.v}{sq} + {b.lhs}")
-    else:  # the issue's "x² + 3x = x² + 6": cancels, but the notation must be refused
-        changed = replace(b, lhs=f"{b.v}{sq} + {b.lhs}", rhs=f"{b.v}{sq} + {b.rhs}")
-    return _changed("notation: superscripts", b, changed.prompt)
+    else:
+        changed = replace(b, rhs=f"{b.rhs} - {b.v}{sq}")
+    return _changed("notation: a superscript that makes it quadratic", b, changed.prompt)
 
 
 @edit_kind(
     "notation: a unicode minus",
     M,
-    Expect.MODEL_ANSWERS,
+    Expect.RIGHT,
     "linear",
     applies=lambda b: isinstance(b, LinearBase) and " + " in b.lhs,
 )
 def _unicode_minus(base: Base, rng: random.Random) -> Variant:
     b = _lin(base)
-    lhs = b.lhs.replace(" + ", rng.choice((" − ", " – ")), 1)
-    return _changed("notation: a unicode minus", b, replace(b, lhs=lhs).prompt)
+    written = b.lhs.replace(" + ", rng.choice((" − ", " – ")), 1)
+    meant = replace(b, lhs=b.lhs.replace(" + ", " - ", 1))
+    return _respelled("notation: a unicode minus", b, replace(b, lhs=written).prompt, meant)
+
+
+# fmt: off
+_ONES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+         "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen",
+         "eighteen", "nineteen")
+_TENS = ("", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety")
+# fmt: on
+
+
+def number_words(n: int) -> str:
+    """0 <= n < 100 in English words ("forty-two")."""
+    if n < 20:
+        return _ONES[n]
+    tens, ones = divmod(n, 10)
+    return _TENS[tens] + (f"-{_ONES[ones]}" if ones else "")
+
+
+@edit_kind("notation: a number in words", M, Expect.RIGHT, "linear")
+def _number_words(base: Base, rng: random.Random) -> Variant:
+    b = _lin(base)
+    m = _last_number(b.rhs)
+    n = (int(m.group()) + rng.choice((0, 1, 2))) % 100
+    written = replace(b, rhs=b.rhs[: m.start()] + number_words(n) + b.rhs[m.end() :])
+    meant = replace(b, rhs=b.rhs[: m.start()] + str(n) + b.rhs[m.end() :])
+    return _respelled("notation: a number in words", b, written.prompt, meant)
+
+
+@edit_kind("notation: LaTeX", M, Expect.RIGHT, "linear")
+def _latex(base: Base, rng: random.Random) -> Variant:
+    b = _lin(base)
+    lhs = re.sub(r"(\d+)([a-z])\b", r"\1 \\cdot \2", b.lhs, count=1)
+    lhs = re.sub(r"\b([a-z])/(\d+)", r"\\frac{\1}{\2}", lhs)
+    lhs = lhs if lhs != b.lhs else rf"\left({lhs}\right)"
+    eq = rng.choice(("${}$", "\\({}\\)", "$${}$$")).format(f"{lhs} = {b.rhs}")
+    prompt = rng.choice((f"Solve {eq} for {b.v}.", append(b.prompt, f"That is, {eq}.")))
+    return _respelled("notation: LaTeX", b, prompt, b)
+
+
+@edit_kind("notation: units", M, Expect.MODEL_ANSWERS, "linear")
+def _units(base: Base, rng: random.Random) -> Variant:
+    b = _lin(base)
+    unit = rng.choice(("kg", "cm", "dollars", "%"))
+    bare = r"(?<![\w/.])(\d+)(?![\w(./])"  # a constant term, not a coefficient or a divisor
+    lhs, rhs = (re.sub(bare, rf"\1 {unit}", side) for side in (b.lhs, b.rhs))
+    return _changed("notation: units", b, replace(b, lhs=lhs, rhs=rhs).prompt)
 
 
 @edit_kind("notation: several equations", M, Expect.MODEL_ANSWERS, "linear")
@@ -922,16 +1021,8 @@ def _several_equations(base: Base, rng: random.Random) -> Variant:
 def _decimal_constant(base: Base, rng: random.Random) -> Variant:
     b = _lin(base)
     m = _last_number(b.rhs)
-    changed = replace(b, rhs=b.rhs[: m.end()] + f".{rng.randint(1, 9)}" + b.rhs[m.end() :])
-    return Variant(
-        "notation: a decimal constant",
-        b.prompt,
-        changed.prompt,
-        Expect.RIGHT,
-        perfect_answer(b),
-        perfect_answer(changed),
-        changed.solution,
-    )
+    meant = replace(b, rhs=b.rhs[: m.end()] + f".{rng.randint(1, 9)}" + b.rhs[m.end() :])
+    return _respelled("notation: a decimal constant", b, meant.prompt, meant)
 
 
 _STOP_KEYS = ("value", "from", "to", "properties", "type", "key")
@@ -1188,10 +1279,12 @@ def serve(variant: Variant, cache: StepCache | None = None, namespace: str = "de
     cache = cache if cache is not None else hash_cache()
     answers = {variant.cached: variant.cached_answer, variant.prompt: variant.answer}
     backend = PerfectBackend(answers, _KEY_TYPES)
-    first = cache.generate(variant.cached, backend, namespace=namespace)
+    first = cache.generate(
+        variant.cached, backend, namespace=namespace, context=variant.cached_context
+    )
     cache.flush()
     before = len(backend.prompts)
-    result = cache.generate(variant.prompt, backend, namespace=namespace)
+    result = cache.generate(variant.prompt, backend, namespace=namespace, context=variant.context)
     cache.flush()
     return Served(variant, first, result, tuple(backend.prompts[before:]))
 
