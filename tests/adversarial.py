@@ -247,7 +247,7 @@ _JSON_INTROS = (
     "containing the keys",
 )
 _JSON_CLOSES = ("", "no other keys", "nothing else")
-_KEY_STYLES = 5  # plain "a, b and c"; "a, b, c"; backticks; double quotes; typed "a (string)"
+_KEY_STYLES = 6  # "a, b and c"; "a, b, c"; backticks; double quotes; typed "a (string)"; quotes
 
 
 def key_list(keys: Sequence[tuple[str, str]], style: int) -> str:
@@ -259,6 +259,7 @@ def key_list(keys: Sequence[tuple[str, str]], style: int) -> str:
         2: [f"`{k}`" for k, _ in keys],
         3: [f'"{k}"' for k, _ in keys],
         4: [f"{k} ({t})" for k, t in keys],
+        5: [f"'{k}'" for k, _ in keys],
     }[style]
     return ", ".join(items[:-1]) + " and " + items[-1]
 
