@@ -1,0 +1,1415 @@
+"""Adversarial request variants for the built-in tasks: base requests and a grammar of edit kinds.
+
+A base request (a linear equation or a JSON object, in composed phrasings and the benchmark's own)
+is cached with a perfect model behind it; then one edit kind turns it into a variant that is sent
+next. Every edit kind states what the cache must do with its variants (`Expect`):
+
+- ``MODEL_ANSWERS``: the meaning changed in words the task does not parse (another question about
+  the same equation, a constraint, an output form, a value written in prose, another embedded text,
+  an instruction added or dropped, notation a parser must refuse): nothing cached may be served,
+  the path is a miss or a skip.
+- ``REUSE``: only the task's instruction lexicon, casing of filler, whitespace between sentences or
+  the order of independent sentences changed: the cached answer is served, no backend call.
+- ``RIGHT``: the parsed spec itself changed in a way a parser may misread (a decimal constant, a key
+  that looks like a stop word, a unicode or dotted key): any path is allowed, but the served answer
+  must be right for the variant (a patch must be correct, a miss must keep the model's answer).
+
+`python -m tests.adversarial` prints, per edit kind, the share of variants the cache handles as it
+must (reuse rate on meaning-preserving kinds, skip rate on meaning-changing ones).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from fractions import Fraction
+from typing import Literal
+
+from stepcache_bench.fake import HashEmbedder
+from stepcache_bench.workload import (
+    _FILLERS,
+    _JSON_TEMPLATES,
+    _MATH_TEMPLATES,
+    _json_prompt,
+    _subject_phrase,
+)
+from stepcache_core import Backend, Completion, InMemoryStore, Path, Result, StepCache
+from stepcache_core.tasks.jsontext import extract_object
+
+Family = Literal["linear", "json"]
+
+
+class Expect(StrEnum):
+    """What the cache must do with a variant."""
+
+    MODEL_ANSWERS = "model answers"  # miss or skip: nothing cached is served
+    REUSE = "reuse"  # exact or reuse, no backend call
+    RIGHT = "right"  # any path, but the served answer is right for the variant
+
+
+# ----------------------------------------------------------------------------- linear bases
+
+_CASINGS = ("sentence", "lower", "upper", "title")
+_LIN_ASKS = (
+    "solve {eq} for {v}",
+    "find {v} in {eq}",
+    "determine {v} if {eq}",
+    "work out {v} from {eq}",
+    "what value of {v} satisfies {eq}",  # a question: no polite wrapper, ends with "?"
+)
+_QUESTION_ASK = 4
+_POLITE = ("{a}.", "please {a}.", "can you {a}?", "kindly {a}.", "could you please {a}?")
+_LIN_STEPS = (
+    "",
+    "show your steps",
+    "show the steps",
+    "go step by step",
+    "work step by step",
+    "number the steps",
+    "show your working",
+)
+_SEPARATORS = (" ", "  ", "\n", " \n", "\n\n")
+_PLACEHOLDER = re.compile(r"(\{[a-z]+\})")
+
+
+def _cased(template: str, casing: str) -> str:
+    """Apply `casing` to the words of `template`, leaving its ``{placeholders}`` alone."""
+    parts = _PLACEHOLDER.split(template)
+    out = []
+    for part in parts:
+        if _PLACEHOLDER.fullmatch(part) or casing == "sentence":
+            out.append(part)
+        elif casing == "lower":
+            out.append(part.lower())
+        elif casing == "upper":
+            out.append(part.upper())
+        else:
+            out.append(re.sub(r"\b([a-z])", lambda m: m.group(1).upper(), part))
+    text = "".join(out)
+    return text[0].upper() + text[1:] if casing == "sentence" and text else text
+
+
+def _sentence(template: str, casing: str, **values: str) -> str:
+    return _cased(template, casing).format(**values)
+
+
+def _fmt(value: Fraction) -> str:
+    return (
+        str(value.numerator) if value.denominator == 1 else f"{value.numerator}/{value.denominator}"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class LinearBase:
+    """A linear-equation request: the equation, and how it is phrased (composed or benchmark)."""
+
+    lhs: str
+    rhs: str
+    v: str
+    bench_template: int | None = None  # an index into the benchmark's phrasings, else composed
+    ask: int = 0
+    polite: int = 0
+    steps: int = 1
+    casing: str = "sentence"
+    sep: str = " "
+    steps_first: bool = False
+
+    family: Family = field(default="linear", init=False)
+
+    @property
+    def equation(self) -> str:
+        return f"{self.lhs} = {self.rhs}"
+
+    @property
+    def solution(self) -> Fraction:
+        a, b = self.collected
+        return b / a
+
+    @property
+    def two_sentences(self) -> bool:
+        """A composed phrasing with a steps sentence beside the question."""
+        return self.bench_template is None and self.steps != 0
+
+    @property
+    def collected(self) -> tuple[Fraction, Fraction]:
+        """(A, B) such that the equation is equivalent to A*v = B."""
+        return linear_coefficients(self.lhs, self.rhs, self.v)
+
+    @property
+    def prompt(self) -> str:
+        if self.bench_template is not None:
+            return _MATH_TEMPLATES[self.bench_template].format(eq=self.equation, v=self.v)
+        ask = _POLITE[self.polite].format(a=_LIN_ASKS[self.ask])
+        if self.ask == _QUESTION_ASK:
+            ask = _LIN_ASKS[self.ask] + "?"
+        sentences = [_sentence(ask, self.casing, eq=self.equation, v=self.v)]
+        if self.steps:
+            steps = _sentence(_LIN_STEPS[self.steps] + ".", self.casing)
+            sentences.insert(0 if self.steps_first else 1, steps)
+        return self.sep.join(sentences)
+
+
+def linear_coefficients(lhs: str, rhs: str, v: str) -> tuple[Fraction, Fraction]:
+    """(A, B) such that `lhs` = `rhs` is equivalent to A*v = B (sympy, exact)."""
+    import sympy
+    from sympy.parsing.sympy_parser import (
+        implicit_multiplication_application,
+        parse_expr,
+        rationalize,
+        standard_transformations,
+    )
+
+    sym = sympy.Symbol(v)
+    tr = (*standard_transformations, implicit_multiplication_application, rationalize)
+    expr = sympy.expand(
+        parse_expr(lhs, local_dict={v: sym}, transformations=tr)
+        - parse_expr(rhs, local_dict={v: sym}, transformations=tr)
+    )
+    a, b = expr.coeff(sym, 1), -expr.coeff(sym, 0)
+    return Fraction(int(a.p), int(a.q)), Fraction(int(b.p), int(b.q))
+
+
+def derivation(lhs: str, rhs: str, v: str) -> str:
+    """A perfect model's short derivation of `lhs` = `rhs`, ending in ``v = value``."""
+    a, b = linear_coefficients(lhs, rhs, v)
+    value = b / a
+    lines = [
+        f"Collect the {v} terms on the left and the numbers on the right: {_term(a, v)} = {_fmt(b)}"
+    ]
+    if a != 1:
+        lines.append(f"Divide both sides by {_fmt(a)}: {v} = {_fmt(value)}")
+    return "\n".join(lines) + f"\n\n{v} = {_fmt(value)}"
+
+
+def _term(a: Fraction, v: str) -> str:
+    if a == 1:
+        return v
+    if a == -1:
+        return f"-{v}"
+    return f"{_fmt(a)}{v}" if a.denominator == 1 else f"({_fmt(a)}){v}"
+
+
+_EQUATIONS: tuple[tuple[str, str, str], ...] = (
+    ("3x + 5", "20", "x"),
+    ("7y - 4", "24", "y"),
+    ("2(n + 3)", "16", "n"),
+    ("5k + 2", "3k + 10", "k"),
+    ("t/4 + 1", "3", "t"),
+    ("3x + 5", "21", "x"),  # a fractional solution, 16/3
+    ("4m - 9", "2m + 5", "m"),
+)
+
+
+def linear_bases() -> tuple[LinearBase, ...]:
+    """Composed phrasings (the issue's "Solve 3x + 5 = 20 for x. Show your steps." first) and the
+    benchmark's own phrasings, over equations of several shapes."""
+    composed = [
+        LinearBase("3x + 5", "20", "x"),
+        LinearBase("7y - 4", "24", "y", ask=1, polite=1, steps=2),
+        LinearBase("2(n + 3)", "16", "n", ask=2, polite=2, steps=3),
+        LinearBase("5k + 2", "3k + 10", "k", ask=3, polite=3, steps=5),
+        LinearBase("t/4 + 1", "3", "t", ask=2, polite=0, steps=4),
+        LinearBase("3x + 5", "21", "x", ask=0, polite=4, steps=6),
+        LinearBase("4m - 9", "2m + 5", "m", ask=1, polite=0, steps=0),
+    ]
+    bench = [
+        LinearBase(lhs, rhs, v, bench_template=i % len(_MATH_TEMPLATES))
+        for i, (lhs, rhs, v) in enumerate(_EQUATIONS)
+    ]
+    return (*composed, *bench)
+
+
+# ----------------------------------------------------------------------------- JSON bases
+
+_JSON_SUBJECTS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
+    ("person", (("name", "string"), ("age", "integer"), ("city", "string"))),
+    ("book", (("title", "string"), ("author", "string"), ("year", "integer"), ("price", "number"))),
+    ("product", (("name", "string"), ("price", "number"), ("in_stock", "boolean"))),
+    (
+        "employee",
+        (("name", "string"), ("department", "string"), ("salary", "number"), ("remote", "boolean")),
+    ),
+    ("hotel", (("name", "string"), ("stars", "integer"), ("city", "string"))),
+    ("movie", (("title", "string"), ("year", "integer"), ("rating", "number"))),
+)
+_KEY_TYPES: Mapping[str, str] = {k: t for _, keys in _JSON_SUBJECTS for k, t in keys}
+_JSON_ASKS = ("give me", "return", "output", "produce", "write", "create")
+_JSON_INTROS = (
+    "with the fields",
+    "with the keys",
+    "that has the fields",
+    "with the properties",
+    "containing the keys",
+)
+_JSON_CLOSES = ("", "no other keys", "nothing else")
+_KEY_STYLES = 6  # "a, b and c"; "a, b, c"; backticks; double quotes; typed "a (string)"; quotes
+
+
+def key_list(keys: Sequence[tuple[str, str]], style: int) -> str:
+    """Keys written one of the ways the JSON task reads."""
+    if style == 1:
+        return ", ".join(k for k, _ in keys)
+    items = {
+        0: [k for k, _ in keys],
+        2: [f"`{k}`" for k, _ in keys],
+        3: [f'"{k}"' for k, _ in keys],
+        4: [f"{k} ({t})" for k, t in keys],
+        5: [f"'{k}'" for k, _ in keys],
+    }[style]
+    return ", ".join(items[:-1]) + " and " + items[-1]
+
+
+@dataclass(frozen=True, slots=True)
+class JsonBase:
+    """A JSON-object request: subject, keys with types, and how it is phrased."""
+
+    noun: str
+    keys: tuple[tuple[str, str], ...]
+    filler: str = "fictional"
+    bench_template: int | None = None  # an index into the benchmark's phrasings, else composed
+    bench_style: int = 0
+    ask: int = 0
+    polite: int = 0
+    intro: int = 0
+    style: int = 0
+    close: int = 0
+    casing: str = "sentence"
+    sep: str = " "
+    close_first: bool = False
+
+    family: Family = field(default="json", init=False)
+
+    @property
+    def two_sentences(self) -> bool:
+        """A composed phrasing with a closing sentence beside the request."""
+        return self.bench_template is None and self.close != 0
+
+    @property
+    def key_names(self) -> tuple[str, ...]:
+        return tuple(k for k, _ in self.keys)
+
+    @property
+    def subject(self) -> str:
+        return _subject_phrase(self.filler, self.noun)
+
+    def key_of(self, types: Iterable[str]) -> str:
+        """The first key of one of `types`."""
+        wanted = set(types)
+        return next(k for k, t in self.keys if t in wanted)
+
+    @property
+    def prompt(self) -> str:
+        if self.bench_template is not None:
+            return _json_prompt(self.bench_template, self.subject, self.keys, self.bench_style)
+        ask = _POLITE[self.polite].format(
+            a=f"{_JSON_ASKS[self.ask]} a {{json}} object for {{subj}} {_JSON_INTROS[self.intro]} "
+            "{keys}"
+        )
+        sentences = [
+            _sentence(
+                ask,
+                self.casing,
+                json="JSON",
+                subj=self.subject,
+                keys=key_list(self.keys, self.style),
+            )
+        ]
+        if self.close:
+            close = _sentence(_JSON_CLOSES[self.close] + ".", self.casing)
+            sentences.insert(0 if self.close_first else 1, close)
+        return self.sep.join(sentences)
+
+
+def json_bases() -> tuple[JsonBase, ...]:
+    """Composed phrasings in every key style the JSON task reads, and the benchmark's own."""
+    composed = [
+        JsonBase(
+            noun,
+            keys,
+            filler=_FILLERS[i % len(_FILLERS)],
+            ask=i % len(_JSON_ASKS),
+            polite=(0, 1, 2, 3, 0, 4)[i],
+            intro=i % len(_JSON_INTROS),
+            style=i % _KEY_STYLES,
+            close=(1, 0, 2, 1, 0, 2)[i],
+        )
+        for i, (noun, keys) in enumerate(_JSON_SUBJECTS)
+    ]
+    bench = [
+        JsonBase(
+            noun,
+            keys,
+            filler=_FILLERS[(i + 2) % len(_FILLERS)],
+            bench_template=i % len(_JSON_TEMPLATES),
+            bench_style=i % 2,
+        )
+        for i, (noun, keys) in enumerate(_JSON_SUBJECTS)
+    ]
+    return (*composed, *bench)
+
+
+_SAMPLE_VALUES: Mapping[str, object] = {
+    "string": "Sample",
+    "integer": 30,
+    "number": 12.5,
+    "boolean": True,
+}
+
+
+def json_answer(
+    keys: Sequence[str],
+    types: Mapping[str, str] | None = None,
+    values: Mapping[str, object] | None = None,
+) -> str:
+    """A perfect model's fenced object with exactly `keys` (`values` where given, else samples
+    typed by `types`)."""
+    types, values = types or {}, values or {}
+    obj = {k: values.get(k, _SAMPLE_VALUES.get(types.get(k, "string"), "Sample")) for k in keys}
+    return "```json\n" + json.dumps(obj, indent=2, ensure_ascii=False) + "\n```"
+
+
+Base = LinearBase | JsonBase
+
+
+def perfect_answer(base: Base) -> str:
+    """The right answer to a base request."""
+    if isinstance(base, LinearBase):
+        return derivation(base.lhs, base.rhs, base.v)
+    return json_answer(base.key_names, dict(base.keys))
+
+
+# ----------------------------------------------------------------------------- variants
+
+
+@dataclass(frozen=True, slots=True)
+class Variant:
+    """A request to cache (`cached`), then one to send (`prompt`), and what must happen."""
+
+    kind: str
+    cached: str
+    prompt: str
+    expect: Expect
+    cached_answer: str  # the perfect model's answer to `cached`
+    answer: str  # the perfect model's answer to `prompt` (graded only for Expect.RIGHT)
+    truth: Fraction | tuple[str, ...] | None = None  # RIGHT: the solution, or the exact keys
+    cached_context: str = ""  # the chat context (system prompt, earlier turns) of `cached`
+    context: str = ""  # the chat context of `prompt`
+
+
+EditFn = Callable[[Base, random.Random], Variant]
+
+
+@dataclass(frozen=True, slots=True)
+class EditKind:
+    """One kind of edit: its name, the issue's class it belongs to, the bases it applies to."""
+
+    name: str
+    group: str
+    expect: Expect
+    family: Family | None  # None: both families
+    make: EditFn
+    applies: Callable[[Base], bool]
+
+    def bases(self) -> tuple[Base, ...]:
+        """Every base request this edit kind applies to."""
+        return tuple(b for b in ALL_BASES if self.applies(b))
+
+
+EDIT_KINDS: list[EditKind] = []
+
+
+def _always(base: Base) -> bool:
+    return True
+
+
+def edit_kind(
+    name: str,
+    group: str,
+    expect: Expect,
+    family: Family | None,
+    applies: Callable[[Base], bool] = _always,
+) -> Callable[[EditFn], EditFn]:
+    """Register an edit function as an edit kind of the grammar."""
+
+    def register(fn: EditFn) -> EditFn:
+        def applies_here(base: Base) -> bool:
+            return (family is None or base.family == family) and applies(base)
+
+        EDIT_KINDS.append(EditKind(name, group, expect, family, fn, applies_here))
+        return fn
+
+    return register
+
+
+def append(prompt: str, sentence: str) -> str:
+    """`prompt` with one more sentence (on its own line after a bullet list)."""
+    last = prompt.rsplit("\n", 1)[-1]
+    return prompt + ("\n" if last.startswith("- ") else " ") + sentence
+
+
+def _changed(
+    kind: str, base: Base, prompt: str, cached: str | None = None, cached_answer: str | None = None
+) -> Variant:
+    """A meaning-changing variant: the model must answer `prompt` itself.
+
+    `cached` (default the base request) is answered with `cached_answer` (default the base's).
+    """
+    answer = perfect_answer(base)
+    return Variant(
+        kind, cached or base.prompt, prompt, Expect.MODEL_ANSWERS, cached_answer or answer, answer
+    )
+
+
+def _kept(kind: str, base: Base, other: Base | str) -> Variant:
+    """A meaning-preserving variant: the cached answer is the right answer."""
+    prompt = other if isinstance(other, str) else other.prompt
+    assert prompt != base.prompt, (kind, prompt)
+    answer = perfect_answer(base)
+    return Variant(kind, base.prompt, prompt, Expect.REUSE, answer, answer)
+
+
+def _lin(base: Base) -> LinearBase:
+    assert isinstance(base, LinearBase)
+    return base
+
+
+def _obj(base: Base) -> JsonBase:
+    assert isinstance(base, JsonBase)
+    return base
+
+
+def _other(rng: random.Random, options: Sequence[int], current: int) -> int:
+    return rng.choice([o for o in options if o != current])
+
+
+# ------------------------------------------------- linear: another question, same equation
+
+Q = "question"
+
+
+@edit_kind("question: a multiple of the unknown", Q, Expect.MODEL_ANSWERS, "linear")
+def _ask_multiple(base: Base, rng: random.Random) -> Variant:
+    b, k = _lin(base), rng.randint(2, 9)
+    forms = (f"Given {b.equation}, what is {k}{b.v}?", append(b.prompt, f"Then give {k}{b.v}."))
+    return _changed("question: a multiple of the unknown", b, rng.choice(forms))
+
+
+@edit_kind("question: then add to the result", Q, Expect.MODEL_ANSWERS, "linear")
+def _ask_then_add(base: Base, rng: random.Random) -> Variant:
+    n = rng.randint(2, 9)
+    prompt = append(
+        base.prompt,
+        rng.choice((f"Then add {n} to the result.", f"Then subtract {n} from the answer.")),
+    )
+    return _changed("question: then add to the result", base, prompt)
+
+
+@edit_kind("question: the square of the unknown", Q, Expect.MODEL_ANSWERS, "linear")
+def _ask_square(base: Base, rng: random.Random) -> Variant:
+    b = _lin(base)
+    forms = (
+        f"Given {b.equation}, what is {b.v} squared?",
+        append(b.prompt, f"Then give the value of {b.v} squared."),
+    )
+    return _changed("question: the square of the unknown", b, rng.choice(forms))
+
+
+@edit_kind("question: the unknown plus a number", Q, Expect.MODEL_ANSWERS, "linear")
+def _ask_shift(base: Base, rng: random.Random) -> Variant:
+    b, n = _lin(base), rng.randint(1, 9)
+    forms = (
+        f"Given {b.equation}, what is {b.v} + {n}?",
+        f"If {b.equation}, what is the value of {b.v} - {n}?",
+    )
+    return _changed("question: the unknown plus a number", b, rng.choice(forms))
+
+
+@edit_kind(
+    "question: a word problem asking for another quantity", Q, Expect.MODEL_ANSWERS, "linear"
+)
+def _word_problem(base: Base, rng: random.Random) -> Variant:
+    b, n = _lin(base), rng.randint(2, 12)
+    forms = (
+        f"Tom has {b.v} boxes of pencils, and {b.equation}. Each box holds {n} pencils. "
+        "How many pencils does Tom have?",
+        f"A ticket costs {b.v} dollars, where {b.equation}. How much do {n} tickets cost?",
+        f"Ann is {b.v} years old and {b.equation}. How old will she be in {n} years?",
+    )
+    return _changed("question: a word problem asking for another quantity", b, rng.choice(forms))
+
+
+# ------------------------------------------------- linear: domain and constraints
+
+D = "domain or constraint"
+
+
+@edit_kind("constraint: in integers", D, Expect.MODEL_ANSWERS, "linear")
+def _in_integers(base: Base, rng: random.Random) -> Variant:
+    b = _lin(base)
+    forms = (
+        append(b.prompt, "Work in the integers."),
+        f"Solve {b.equation} for {b.v} in integers.",
+    )
+    return _changed("constraint: in integers", b, rng.choice(forms))
+
+
+@edit_kind("constraint: modulo a number", D, Expect.MODEL_ANSWERS, "linear")
+def _modulo(base: Base, rng: random.Random) -> Variant:
+    b, m = _lin(base), rng.choice((5, 7, 11, 13))
+    forms = (append(b.prompt, f"Work modulo {m}."), f"Solve {b.equation} modulo {m} for {b.v}.")
+    return _changed("constraint: modulo a number", b, rng.choice(forms))
+
+
+@edit_kind("constraint: the unknown must be positive", D, Expect.MODEL_ANSWERS, "linear")
+def _positive(base: Base, rng: random.Random) -> Variant:
+    b = _lin(base)
+    sentence = rng.choice(
+        (f"{b.v} must be positive.", f"Assume {b.v} is negative.", f"{b.v} must be a whole number.")
+    )
+    return _changed("constraint: the unknown must be positive", b, append(b.prompt, sentence))
+
+
+@edit_kind("constraint: an inequality in words", D, Expect.MODEL_ANSWERS, "linear")
+def _inequality_words(base: Base, rng: random.Random) -> Variant:
+    b, n = _lin(base), rng.randint(1, 9)
+    forms = (
+        append(b.prompt, f"Only accept values of {b.v} greater than {n}."),
+        append(b.prompt, f"Find {b.v} such that {b.v} is at most {n}."),
+        f"Find every {b.v} for which {b.lhs} is greater than {b.rhs}.",
+    )
+    return _changed("constraint: an inequality in words", b, rng.choice(forms))
+
+
+# ------------------------------------------------- output form (linear and JSON)
+
+F = "output form"
+
+
+def _form_kind(name: str, family: Family | None, sentences: Sequence[str]) -> None:
+    def make(base: Base, rng: random.Random) -> Variant:
+        v = base.v if isinstance(base, LinearBase) else "the answer"
+        return _changed(name, base, append(base.prompt, rng.choice(sentences).format(v=v)))
+
+    edit_kind(name, F, Expect.MODEL_ANSWERS, family)(make)
+
+
+_form_kind(
+    "form: significant figures",
+    "linear",
+    ("Give {v} to three significant figures.", "Round {v} to 2 decimal places."),
+)
+_form_kind("form: as a percentage", "linear", ("Express {v} as a percentage.",))
+_form_kind(
+    "form: in \\boxed{}",
+    "linear",
+    ("Put the final answer in \\boxed{{}}.", "Write the final answer as \\boxed{{{v}}}."),
+)
+_form_kind(
+    "form: just the number",
+    "linear",
+    ("Reply with just the number.", "Answer with the number only."),
+)
+_form_kind(
+    "form: do not show the work", "linear", ("Do not show your work.", "Skip the explanation.")
+)
+_form_kind(
+    "form: end with 'Result: <value>'",
+    "linear",
+    ("End with 'Result: <value>'.", "Finish with the line 'Answer: <value>' instead."),
+)
+_form_kind(
+    "form: as a decimal or mixed number",
+    "linear",
+    ("Give {v} as a decimal.", "Write {v} as a mixed number."),
+)
+_form_kind(
+    "form: in a code fence",
+    "linear",
+    ("Put the whole answer in a code fence.", "Wrap your answer in triple backticks."),
+)
+_form_kind(
+    "form: another language",
+    None,
+    ("Antworte auf Deutsch.", "Réponds en français.", "Responde en español."),
+)
+_form_kind(
+    "form: for a young reader",
+    None,
+    ("Explain it as you would to a seven-year-old.", "Use simple words for a child."),
+)
+_form_kind(
+    "form: sort the keys",
+    "json",
+    ("Sort the keys alphabetically.", "Put the keys in reverse alphabetical order."),
+)
+_form_kind("form: indentation width", "json", ("Indent with 4 spaces.", "Indent it with a tab."))
+_form_kind(
+    "form: another serialization",
+    "json",
+    ("Return it as YAML, not JSON.", "Give it as a Python dict literal."),
+)
+
+
+# ------------------------------------------------- JSON: content written in prose
+
+P = "JSON content in prose"
+_WORDS = ("archived", "active", "pending", "Oslo", "Lima", "green", "Rex", "deleted")
+
+
+@edit_kind("prose: a string value swapped", P, Expect.MODEL_ANSWERS, "json")
+def _prose_string_swap(base: Base, rng: random.Random) -> Variant:
+    b = _obj(base)
+    key = b.key_of(("string",))
+    w1, w2 = rng.sample(_WORDS, 2)
+    template = rng.choice(("Its {k} is {w}.", "Make it one whose {k} is {w}."))
+    cached = append(b.prompt, template.format(k=key, w=w1))
+    prompt = append(b.prompt, template.format(k=key, w=w2))
+    cached_answer = json_answer(b.key_names, dict(b.keys), {key: w1})
+    return _changed("prose: a string value swapped", b, prompt, cached, cached_answer)
+
+
+@edit_kind("prose: a number value swapped", P, Expect.MODEL_ANSWERS, "json")
+def _prose_number_swap(base: Base, rng: random.Random) -> Variant:
+    b = _obj(base)
+    key, n = b.key_of(("integer", "number")), rng.randint(10, 90)
+    template = rng.choice(("Its {k} is {n}.", "Use {n} for the {k}."))
+    cached = append(b.prompt, template.format(k=key, n=n))
+    prompt = append(b.prompt, template.format(k=key, n=n + 1))
+    cached_answer = json_answer(b.key_names, dict(b.keys), {key: n})
+    return _changed("prose: a number value swapped", b, prompt, cached, cached_answer)
+
+
+@edit_kind("prose: a value added", P, Expect.MODEL_ANSWERS, "json")
+def _prose_value_added(base: Base, rng: random.Random) -> Variant:
+    b = _obj(base)
+    key = b.key_of(("string",))
+    sentence = rng.choice((f"Its {key} is {rng.choice(_WORDS)}.", f"The {key} should be empty."))
+    return _changed("prose: a value added", b, append(b.prompt, sentence))
+
+
+@edit_kind("prose: a number given as a string", P, Expect.MODEL_ANSWERS, "json")
+def _prose_as_string(base: Base, rng: random.Random) -> Variant:
+    key = _obj(base).key_of(("integer", "number"))
+    sentence = rng.choice((f"Give the {key} as a string.", f"Write the {key} in words."))
+    return _changed("prose: a number given as a string", base, append(base.prompt, sentence))
+
+
+@edit_kind("prose: a range for a value", P, Expect.MODEL_ANSWERS, "json")
+def _prose_range(base: Base, rng: random.Random) -> Variant:
+    key, lo = _obj(base).key_of(("integer", "number")), rng.randint(1, 50)
+    sentence = f"The {key} must be between {lo} and {lo + 10}."
+    return _changed("prose: a range for a value", base, append(base.prompt, sentence))
+
+
+@edit_kind("prose: a count of objects", P, Expect.MODEL_ANSWERS, "json")
+def _prose_count(base: Base, rng: random.Random) -> Variant:
+    sentence = rng.choice(("Give two such objects.", "I need three of them."))
+    return _changed("prose: a count of objects", base, append(base.prompt, sentence))
+
+
+@edit_kind("prose: nested under a top-level key", P, Expect.MODEL_ANSWERS, "json")
+def _prose_nested(base: Base, rng: random.Random) -> Variant:
+    top = rng.choice(("payload", "data", "result"))
+    sentence = f"Nest the object under a top-level key `{top}`."
+    return _changed("prose: nested under a top-level key", base, append(base.prompt, sentence))
+
+
+@edit_kind("prose: a fact about the subject swapped", P, Expect.MODEL_ANSWERS, "json")
+def _prose_fact_swap(base: Base, rng: random.Random) -> Variant:
+    a, b = rng.sample(("rabbit", "ferret", "parrot", "goldfish"), 2)
+    cached = append(base.prompt, f"The pet is a {a}.")
+    prompt = append(base.prompt, f"The pet is a {b}.")
+    return _changed("prose: a fact about the subject swapped", base, prompt, cached)
+
+
+@edit_kind("prose: another subject", P, Expect.MODEL_ANSWERS, "json")
+def _other_subject(base: Base, rng: random.Random) -> Variant:
+    b = _obj(base)
+    noun = rng.choice([n for n in ("teacher", "bakery", "tablet", "comet") if n != b.noun])
+    return _changed("prose: another subject", b, replace(b, noun=noun).prompt)
+
+
+# ------------------------------------------------- values from a text inside the prompt
+
+T = "values from an embedded text"
+_DOCS = ("support ticket", "customer review", "invoice", "chat transcript", "email")
+_DOC_WORDS = ("Oslo", "Lima", "Quito", "Rex", "Nora", "Ibsen", "blue", "archived")
+
+
+def _document(keys: Sequence[tuple[str, str]], rng: random.Random) -> tuple[str, dict[str, object]]:
+    """A short text stating a value for every key, and those values."""
+    facts, values = [], dict[str, object]()
+    for key, kind in keys:
+        value: object = {
+            "integer": rng.randint(1, 99),
+            "number": rng.randint(10, 999) / 10,
+            "boolean": rng.choice((True, False)),
+        }.get(kind, rng.choice(_DOC_WORDS))
+        values[key] = value
+        said = ("yes" if value else "no") if isinstance(value, bool) else value
+        facts.append(f"The {key.replace('_', ' ')} is {said}.")
+    return " ".join(facts), values
+
+
+@edit_kind("embedded text: the same extraction over another text", T, Expect.MODEL_ANSWERS, "json")
+def _extract_other(base: Base, rng: random.Random) -> Variant:
+    b = _obj(base)
+    doc = rng.choice(_DOCS)
+    instruction = (
+        f"Extract a JSON object with the keys {key_list(b.keys, b.style)} from this {doc}:"
+    )
+    first, first_values = _document(b.keys, rng)
+    second, second_values = first, first_values
+    while second == first:
+        second, second_values = _document(b.keys, rng)
+    cached = f'{instruction}\n\n"{first}"'
+    prompt = f'{instruction}\n\n"{second}"'
+    return Variant(
+        "embedded text: the same extraction over another text",
+        cached,
+        prompt,
+        Expect.MODEL_ANSWERS,
+        json_answer(b.key_names, values=first_values),
+        json_answer(b.key_names, values=second_values),
+    )
+
+
+@edit_kind("embedded text: a text added to read values from", T, Expect.MODEL_ANSWERS, "json")
+def _text_added(base: Base, rng: random.Random) -> Variant:
+    b = _obj(base)
+    prompt = append(
+        b.prompt, f'Take the values from this {rng.choice(_DOCS)}: "{_document(b.keys, rng)[0]}"'
+    )
+    return _changed("embedded text: a text added to read values from", b, prompt)
+
+
+# ------------------------------------------------- linear: a verdict, a hint, one step explained
+
+V = "another task on the same equation"
+
+
+@edit_kind("verdict on a proposed value", V, Expect.MODEL_ANSWERS, "linear")
+def _verdict(base: Base, rng: random.Random) -> Variant:
+    b = _lin(base)
+    value = _fmt(b.solution + rng.choice((0, 1, -2, 3)))
+    forms = (
+        append(b.prompt, f"My answer is {value}, is that right?"),
+        f"I solved {b.equation} and got {b.v} = {value}. Is that correct?",
+        f"Check my work: {b.equation}, so {b.v} = {value}.",
+    )
+    return _changed("verdict on a proposed value", b, rng.choice(forms))
+
+
+@edit_kind("a hint only", V, Expect.MODEL_ANSWERS, "linear")
+def _hint(base: Base, rng: random.Random) -> Variant:
+    b = _lin(base)
+    forms = (
+        append(b.prompt, "Only give me a hint, not the answer."),
+        f"Give me a hint for {b.equation} without solving it for {b.v}.",
+    )
+    return _changed("a hint only", b, rng.choice(forms))
+
+
+@edit_kind("explain one step", V, Expect.MODEL_ANSWERS, "linear")
+def _explain_step(base: Base, rng: random.Random) -> Variant:
+    b = _lin(base)
+    a, _ = b.collected
+    forms = (
+        append(b.prompt, "Explain only the first step."),
+        f"When solving {b.equation} for {b.v}, why do we divide both sides by {_fmt(a)}?",
+    )
+    return _changed("explain one step", b, rng.choice(forms))
+
+
+# ------------------------------------------------- instructions carried over or dropped
+
+C = "instruction carried over or dropped"
+# (the instruction, what a perfect model adds to its answer for it)
+_SIGNOFFS = (("End with 'Thanks!'.", "Thanks!"), ("Sign off with 'Best, Sam'.", "Best, Sam"))
+_NOTES = (
+    (
+        "Add a one-line note on how to check the answer.",
+        "Note: put the value back into the original and compare both sides.",
+    ),
+    ("Add a note saying the values are made up.", "Note: the values are made up."),
+)
+_FACTS = (
+    (
+        "Also mention where the word algebra comes from.",
+        "The word algebra comes from the Arabic al-jabr.",
+    ),
+    ("Also state that the example is fictional.", "This example is fictional."),
+)
+
+
+def _carry_kinds(what: str, sentences: Sequence[tuple[str, str]]) -> None:
+    def added(base: Base, rng: random.Random) -> Variant:
+        instruction, _ = rng.choice(sentences)
+        return _changed(f"{what} added", base, append(base.prompt, instruction))
+
+    def dropped(base: Base, rng: random.Random) -> Variant:
+        instruction, extra = rng.choice(sentences)
+        cached = append(base.prompt, instruction)
+        cached_answer = perfect_answer(base) + "\n\n" + extra
+        return _changed(f"{what} dropped", base, base.prompt, cached, cached_answer)
+
+    edit_kind(f"{what} added", C, Expect.MODEL_ANSWERS, None)(added)
+    edit_kind(f"{what} dropped", C, Expect.MODEL_ANSWERS, None)(dropped)
+
+
+_carry_kinds("sign-off", _SIGNOFFS)
+_carry_kinds("note", _NOTES)
+_carry_kinds("fact", _FACTS)
+
+
+@edit_kind("context: another system prompt or earlier turn", C, Expect.MODEL_ANSWERS, None)
+def _other_context(base: Base, rng: random.Random) -> Variant:
+    cached_context, context = rng.sample(
+        (
+            "system: You are a helpful assistant.",
+            "system: You are a pirate. Answer in pirate speak.",
+            "system: Answer in French.\nuser: Hi\nassistant: Bonjour !",
+            "user: My name is Ann.\nassistant: Hello Ann.",
+        ),
+        2,
+    )
+    answer = perfect_answer(base)
+    return Variant(
+        "context: another system prompt or earlier turn",
+        base.prompt,
+        base.prompt,
+        Expect.MODEL_ANSWERS,
+        answer,
+        answer,
+        None,
+        cached_context,
+        context,
+    )
+
+
+# ------------------------------------------------- misreadings of the request itself
+
+M = "misreading"
+
+
+def _last_number(text: str) -> re.Match[str]:
+    found = list(re.finditer(r"\d+", text))
+    assert found, text
+    return found[-1]
+
+
+def _respelled(kind: str, base: LinearBase, prompt: str, meant: LinearBase) -> Variant:
+    """A variant whose equation is `meant`, written in notation a parser may misread: any path,
+    but the served answer must be `meant`'s solution (a refusal, then the model's answer, is
+    right too)."""
+    return Variant(
+        kind,
+        base.prompt,
+        prompt,
+        Expect.RIGHT,
+        perfect_answer(base),
+        perfect_answer(meant),
+        meant.solution,
+    )
+
+
+@edit_kind("notation: thousands separators", M, Expect.RIGHT, "linear")
+def _thousands(base: Base, rng: random.Random) -> Variant:
+    b = _lin(base)
+    m = _last_number(b.rhs)
+    digits = f"{rng.randint(1, 999):03d}"
+    written = b.rhs[: m.end()] + rng.choice((",", " ", "_")) + digits + b.rhs[m.end() :]
+    meant = replace(b, rhs=b.rhs[: m.end()] + digits + b.rhs[m.end() :])
+    return _respelled("notation: thousands separators", b, replace(b, rhs=written).prompt, meant)
+
+
+@edit_kind("notation: superscripts that cancel", M, Expect.RIGHT, "linear")
+def _superscript_cancel(base: Base, rng: random.Random) -> Variant:
+    b = _lin(base)
+    sq = rng.choice(("²", "³"))
+    # the issue's "x² + 3x = x² + 6": the squares cancel, the solution is the base's
+    written = replace(b, lhs=f"{b.v}{sq} + {b.lhs}", rhs=f"{b.v}{sq} + {b.rhs}")
+    return _respelled("notation: superscripts that cancel", b, written.prompt, b)
+
+
+@edit_kind("notation: a superscript that makes it quadratic", M, Expect.MODEL_ANSWERS, "linear")
+def _superscript_quadratic(base: Base, rng: random.Random) -> Variant:
+    b = _lin(base)
+    sq = rng.choice(("²", "³"))
+    if rng.random() < 0.5:
+        changed = replace(b, lhs=f"{b.v}{sq} + {b.lhs}")
+    else:
+        changed = replace(b, rhs=f"{b.rhs} - {b.v}{sq}")
+    return _changed("notation: a superscript that makes it quadratic", b, changed.prompt)
+
+
+@edit_kind(
+    "notation: a unicode minus",
+    M,
+    Expect.RIGHT,
+    "linear",
+    applies=lambda b: isinstance(b, LinearBase) and " + " in b.lhs,
+)
+def _unicode_minus(base: Base, rng: random.Random) -> Variant:
+    b = _lin(base)
+    written = b.lhs.replace(" + ", rng.choice((" − ", " – ")), 1)
+    meant = replace(b, lhs=b.lhs.replace(" + ", " - ", 1))
+    return _respelled("notation: a unicode minus", b, replace(b, lhs=written).prompt, meant)
+
+
+# fmt: off
+_ONES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+         "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen",
+         "eighteen", "nineteen")
+_TENS = ("", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety")
+# fmt: on
+
+
+def number_words(n: int) -> str:
+    """0 <= n < 100 in English words ("forty-two")."""
+    if n < 20:
+        return _ONES[n]
+    tens, ones = divmod(n, 10)
+    return _TENS[tens] + (f"-{_ONES[ones]}" if ones else "")
+
+
+@edit_kind("notation: a number in words", M, Expect.RIGHT, "linear")
+def _number_words(base: Base, rng: random.Random) -> Variant:
+    b = _lin(base)
+    m = _last_number(b.rhs)
+    n = (int(m.group()) + rng.choice((0, 1, 2))) % 100
+    written = replace(b, rhs=b.rhs[: m.start()] + number_words(n) + b.rhs[m.end() :])
+    meant = replace(b, rhs=b.rhs[: m.start()] + str(n) + b.rhs[m.end() :])
+    return _respelled("notation: a number in words", b, written.prompt, meant)
+
+
+@edit_kind("notation: LaTeX", M, Expect.RIGHT, "linear")
+def _latex(base: Base, rng: random.Random) -> Variant:
+    b = _lin(base)
+    lhs = re.sub(r"(\d+)([a-z])\b", r"\1 \\cdot \2", b.lhs, count=1)
+    lhs = re.sub(r"\b([a-z])/(\d+)", r"\\frac{\1}{\2}", lhs)
+    lhs = lhs if lhs != b.lhs else rf"\left({lhs}\right)"
+    eq = rng.choice(("${}$", "\\({}\\)", "$${}$$")).format(f"{lhs} = {b.rhs}")
+    prompt = rng.choice((f"Solve {eq} for {b.v}.", append(b.prompt, f"That is, {eq}.")))
+    return _respelled("notation: LaTeX", b, prompt, b)
+
+
+@edit_kind("notation: units", M, Expect.MODEL_ANSWERS, "linear")
+def _units(base: Base, rng: random.Random) -> Variant:
+    b = _lin(base)
+    unit = rng.choice(("kg", "cm", "dollars", "%"))
+    bare = r"(?<![\w/.])(\d+)(?![\w(./])"  # a constant term, not a coefficient or a divisor
+    lhs, rhs = (re.sub(bare, rf"\1 {unit}", side) for side in (b.lhs, b.rhs))
+    return _changed("notation: units", b, replace(b, lhs=lhs, rhs=rhs).prompt)
+
+
+@edit_kind("notation: several equations", M, Expect.MODEL_ANSWERS, "linear")
+def _several_equations(base: Base, rng: random.Random) -> Variant:
+    b, n = _lin(base), rng.randint(2, 9)
+    w = "w" if b.v != "w" else "z"
+    sentence = rng.choice(
+        (f"Also {b.v} + {w} = {n}; find {w} too.", f"Then solve {w} - {b.v} = {n}.")
+    )
+    return _changed("notation: several equations", b, append(b.prompt, sentence))
+
+
+@edit_kind("notation: a decimal constant", M, Expect.RIGHT, "linear")
+def _decimal_constant(base: Base, rng: random.Random) -> Variant:
+    b = _lin(base)
+    m = _last_number(b.rhs)
+    meant = replace(b, rhs=b.rhs[: m.end()] + f".{rng.randint(1, 9)}" + b.rhs[m.end() :])
+    return _respelled("notation: a decimal constant", b, meant.prompt, meant)
+
+
+_STOP_KEYS = ("value", "from", "to", "properties", "type", "key")
+_ODD_KEYS = ("größe", "user.id", "café_name", "名前", "first-name", "ünïcode")
+
+
+def _key_swap(name: str, pool: Sequence[str]) -> EditFn:
+    def make(base: Base, rng: random.Random) -> Variant:
+        b = _obj(base)
+        at = rng.randrange(1, len(b.keys))
+        new_key = rng.choice([k for k in pool if k not in b.key_names])
+        keys = tuple((new_key, t) if i == at else (k, t) for i, (k, t) in enumerate(b.keys))
+        changed = replace(b, keys=keys)
+        return Variant(
+            name,
+            b.prompt,
+            changed.prompt,
+            Expect.RIGHT,
+            perfect_answer(b),
+            perfect_answer(changed),
+            changed.key_names,
+        )
+
+    return make
+
+
+edit_kind("keys: a key that reads like a stop word", M, Expect.RIGHT, "json")(
+    _key_swap("keys: a key that reads like a stop word", _STOP_KEYS)
+)
+edit_kind("keys: a non-ASCII or dotted key", M, Expect.RIGHT, "json")(
+    _key_swap("keys: a non-ASCII or dotted key", _ODD_KEYS)
+)
+
+
+@edit_kind(
+    "keys: whitespace inside a quoted key",
+    M,
+    Expect.RIGHT,
+    "json",
+    lambda b: b.bench_template is None,
+)
+def _quoted_key_whitespace(base: Base, rng: random.Random) -> Variant:
+    b = _obj(base)
+    words = rng.choice((("first", "name"), ("zip", "code"), ("last", "seen")))
+    gap = rng.choice(("  ", "\u00a0", "   "))
+
+    def with_key(key: str) -> JsonBase:
+        keys = tuple((key, t) if i == 1 else (k, t) for i, (k, t) in enumerate(b.keys))
+        return replace(b, keys=keys, style=3)
+
+    cached, changed = with_key(" ".join(words)), with_key(gap.join(words))
+    return Variant(
+        "keys: whitespace inside a quoted key",
+        cached.prompt,
+        changed.prompt,
+        Expect.RIGHT,
+        perfect_answer(cached),
+        perfect_answer(changed),
+        changed.key_names,
+    )
+
+
+@edit_kind("keys: an example object in the prompt", M, Expect.MODEL_ANSWERS, "json")
+def _example_object(base: Base, rng: random.Random) -> Variant:
+    b = _obj(base)
+    example = {k: _SAMPLE_VALUES[t] for k, t in b.keys}
+    if rng.random() < 0.5:
+        example["id"] = rng.randint(1, 99)
+    text = json.dumps(example, ensure_ascii=False)
+    sentence = rng.choice((f"Follow this example: {text}", f"For example: {text}"))
+    return _changed("keys: an example object in the prompt", b, append(b.prompt, sentence))
+
+
+@edit_kind("keys: 'at least' about a value", M, Expect.MODEL_ANSWERS, "json")
+def _at_least_value(base: Base, rng: random.Random) -> Variant:
+    key = _obj(base).key_of(("integer", "number"))
+    sentence = rng.choice(
+        (
+            f"The {key} must be at least {rng.randint(2, 60)}.",
+            f"Its {key} is at most {rng.randint(2, 60)}.",
+        )
+    )
+    return _changed("keys: 'at least' about a value", base, append(base.prompt, sentence))
+
+
+# ------------------------------------------------- meaning-preserving edits
+
+L = "preserving"
+
+
+def _composed(base: Base) -> bool:
+    return base.bench_template is None
+
+
+def _benchmark(base: Base) -> bool:
+    return base.bench_template is not None
+
+
+@edit_kind("lexicon: the instruction verb", L, Expect.REUSE, None, _composed)
+def _lexicon_ask(base: Base, rng: random.Random) -> Variant:
+    if isinstance(base, LinearBase):
+        asks = range(len(_LIN_ASKS)) if base.polite == 0 else range(_QUESTION_ASK)
+        return _kept(
+            "lexicon: the instruction verb", base, replace(base, ask=_other(rng, asks, base.ask))
+        )
+    return _kept(
+        "lexicon: the instruction verb",
+        base,
+        replace(base, ask=_other(rng, range(len(_JSON_ASKS)), base.ask)),
+    )
+
+
+@edit_kind(
+    "lexicon: show the steps",
+    L,
+    Expect.REUSE,
+    "linear",
+    lambda b: isinstance(b, LinearBase) and b.two_sentences,
+)
+def _lexicon_steps(base: Base, rng: random.Random) -> Variant:
+    b = _lin(base)
+    steps = _other(rng, range(1, len(_LIN_STEPS)), b.steps)
+    return _kept("lexicon: show the steps", b, replace(b, steps=steps))
+
+
+@edit_kind("lexicon: the key list's introduction", L, Expect.REUSE, "json", _composed)
+def _lexicon_intro(base: Base, rng: random.Random) -> Variant:
+    b = _obj(base)
+    intro = _other(rng, range(len(_JSON_INTROS)), b.intro)
+    return _kept("lexicon: the key list's introduction", b, replace(b, intro=intro))
+
+
+@edit_kind(
+    "lexicon: polite filler",
+    L,
+    Expect.REUSE,
+    None,
+    lambda b: _composed(b) and not (isinstance(b, LinearBase) and b.ask == _QUESTION_ASK),
+)
+def _lexicon_polite(base: Base, rng: random.Random) -> Variant:
+    polite = _other(rng, range(len(_POLITE)), base.polite)
+    return _kept("lexicon: polite filler", base, replace(base, polite=polite))
+
+
+@edit_kind("casing of the instruction words", L, Expect.REUSE, None, _composed)
+def _casing(base: Base, rng: random.Random) -> Variant:
+    casing = rng.choice([c for c in _CASINGS if c != base.casing])
+    return _kept("casing of the instruction words", base, replace(base, casing=casing))
+
+
+@edit_kind("whitespace between sentences", L, Expect.REUSE, None)
+def _whitespace(base: Base, rng: random.Random) -> Variant:
+    if base.two_sentences:
+        sep = rng.choice([s for s in _SEPARATORS if s != base.sep])
+        return _kept("whitespace between sentences", base, replace(base, sep=sep))
+    text = base.prompt
+    boundaries = list(re.finditer(r"(?<=[.?!]) (?=[A-Z])", text))
+    if boundaries and rng.random() < 0.7:
+        m = rng.choice(boundaries)
+        text = text[: m.start()] + rng.choice(("  ", "\n", " \n")) + text[m.end() :]
+    else:
+        text = rng.choice(("  ", "\n")) + text + rng.choice(("\n", "  ", " \n"))
+    return _kept("whitespace between sentences", base, text)
+
+
+@edit_kind("final punctuation", L, Expect.REUSE, None, lambda b: b.prompt.endswith("."))
+def _final_punctuation(base: Base, rng: random.Random) -> Variant:
+    end = rng.choice(("", "!", " ."))
+    return _kept("final punctuation", base, base.prompt[:-1] + end)
+
+
+@edit_kind(
+    "order of independent sentences",
+    L,
+    Expect.REUSE,
+    None,
+    lambda b: b.two_sentences,
+)
+def _reorder(base: Base, rng: random.Random) -> Variant:
+    if isinstance(base, LinearBase):
+        return _kept(
+            "order of independent sentences", base, replace(base, steps_first=not base.steps_first)
+        )
+    return _kept(
+        "order of independent sentences", base, replace(base, close_first=not base.close_first)
+    )
+
+
+@edit_kind("the benchmark's rewording phrasings", L, Expect.REUSE, None, _benchmark)
+def _bench_rewording(base: Base, rng: random.Random) -> Variant:
+    assert base.bench_template is not None
+    if isinstance(base, LinearBase):
+        template = _other(rng, range(len(_MATH_TEMPLATES)), base.bench_template)
+        return _kept(
+            "the benchmark's rewording phrasings", base, replace(base, bench_template=template)
+        )
+    # as the benchmark rewords: another phrasing, another filler adjective, the other key style
+    template = _other(rng, range(len(_JSON_TEMPLATES)), base.bench_template)
+    filler = rng.choice([f for f in _FILLERS if f != base.filler])
+    changed = replace(
+        base, bench_template=template, filler=filler, bench_style=1 - base.bench_style
+    )
+    return _kept("the benchmark's rewording phrasings", base, changed)
+
+
+ALL_BASES: tuple[Base, ...] = (*linear_bases(), *json_bases())
+KINDS: Mapping[str, EditKind] = {k.name: k for k in EDIT_KINDS}
+
+
+# ----------------------------------------------------------------------------- serving and judging
+
+
+class PerfectBackend(Backend):
+    """A model that answers every request right: the answers the variant states, and strict key
+    patches with exactly the keys asked for. Records every prompt."""
+
+    name = "perfect"
+
+    def __init__(self, answers: Mapping[str, str], types: Mapping[str, str] | None = None) -> None:
+        self.answers = dict(answers)
+        self.types = dict(types or {})
+        self.prompts: list[str] = []
+
+    def complete(self, prompt: str, max_tokens: int | None = None) -> Completion:
+        self.prompts.append(prompt)
+        text = self.answers.get(prompt)
+        if text is None:
+            asked = re.search(r"exactly these keys: (.*)\.$", prompt, re.M)
+            if asked is not None:  # the JSON task's strict key patch
+                keys = [json.loads(k) for k in re.findall(r'"(?:[^"\\]|\\.)*"', asked.group(1))]
+                text = json_answer(keys, self.types)
+            else:
+                text = "I would need the full question to answer that."
+        return Completion(text, len(prompt.split()), len(text.split()), "stop")
+
+
+@dataclass(frozen=True, slots=True)
+class Served:
+    """A variant after the cache answered its cached request and then the variant."""
+
+    variant: Variant
+    first: Result
+    result: Result
+    backend_prompts: tuple[str, ...]  # what the backend was asked while serving the variant
+
+
+def hash_cache() -> StepCache:
+    """A throwaway cache: the built-in tasks, an in-memory store, the hashing embedder."""
+    return StepCache(InMemoryStore(), embedder=HashEmbedder())
+
+
+def serve(variant: Variant, cache: StepCache | None = None, namespace: str = "default") -> Served:
+    """Cache `variant.cached` (perfect model), then send `variant.prompt` through the same cache."""
+    cache = cache if cache is not None else hash_cache()
+    answers = {variant.cached: variant.cached_answer, variant.prompt: variant.answer}
+    backend = PerfectBackend(answers, _KEY_TYPES)
+    first = cache.generate(
+        variant.cached, backend, namespace=namespace, context=variant.cached_context
+    )
+    cache.flush()
+    before = len(backend.prompts)
+    result = cache.generate(variant.prompt, backend, namespace=namespace, context=variant.context)
+    cache.flush()
+    return Served(variant, first, result, tuple(backend.prompts[before:]))
+
+
+_FROM_CACHE = (Path.EXACT, Path.REUSE, Path.PATCH)
+
+
+def _final_value(text: str) -> str | None:
+    found = re.findall(
+        r"^\s*\\?\(?\s*[a-z]\s*=\s*(-?\d+(?:/\d+)?(?:\.\d+)?)\s*\\?\)?\s*$", text, re.M
+    )
+    return found[-1] if found else None
+
+
+def _is_right(variant: Variant, text: str) -> str | None:
+    """None when `text` answers the variant right, else what is wrong."""
+    if isinstance(variant.truth, Fraction):
+        value = _final_value(text)
+        if value is None or Fraction(value) != variant.truth:
+            return f"final value {value!r}, the solution is {_fmt(variant.truth)}"
+        return None
+    assert isinstance(variant.truth, tuple)
+    found = extract_object(text)
+    keys = None if found is None else list(found.value)
+    if keys is None or set(keys) != set(variant.truth):
+        return f"keys {keys}, asked for {list(variant.truth)}"
+    return None
+
+
+def judge(served: Served) -> str | None:
+    """None when the cache did what the variant's kind requires, else why it did not."""
+    v, r = served.variant, served.result
+    how = f"path={r.path.value} cached_prompt={r.cached_prompt!r} reason={r.reason!r}"
+    if not served.first.verified:
+        return f"the perfect answer to the cached request was not verified: {served.first.reason!r}"
+    if v.expect is Expect.MODEL_ANSWERS:
+        if r.path in _FROM_CACHE:
+            return f"served from the cached entry for {v.cached!r}: {how}"
+        if v.prompt not in served.backend_prompts:
+            return f"the model was never asked the request itself: {how}"
+        return None
+    if v.expect is Expect.REUSE:
+        if r.path not in (Path.EXACT, Path.REUSE) or served.backend_prompts:
+            return f"not reused ({len(served.backend_prompts)} backend calls): {how}"
+        return None
+    wrong = _is_right(v, r.text)
+    return None if wrong is None else f"served a wrong answer ({wrong}): {how}"
+
+
+# ----------------------------------------------------------------------------- measurement
+
+
+def variants_of(kind: EditKind, draws: int) -> list[Variant]:
+    """`draws` seeded variants of every base `kind` applies to (deterministic)."""
+    out = []
+    for i, base in enumerate(kind.bases()):
+        for d in range(draws):
+            out.append(kind.make(base, random.Random(f"{kind.name}/{i}/{d}")))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    """How many variants of one edit kind the cache handled as it must."""
+
+    kind: EditKind
+    total: int
+    ok: int
+    paths: Mapping[str, int]
+    example: str = ""  # one failure, for the reader
+
+    @property
+    def rate(self) -> float:
+        return self.ok / self.total if self.total else 1.0
+
+
+def measure(
+    kinds: Iterable[EditKind] | None = None,
+    draws: int = 2,
+    cache_factory: Callable[[], StepCache] = hash_cache,
+) -> list[Rate]:
+    """Per edit kind, the share of its variants served as required: the reuse rate of
+    meaning-preserving kinds, the skip rate of meaning-changing ones, the right rate of the rest."""
+    rates = []
+    for kind in kinds if kinds is not None else EDIT_KINDS:
+        ok, paths, example = 0, dict[str, int](), ""
+        for variant in variants_of(kind, draws):
+            served = serve(variant, cache_factory())
+            paths[served.result.path.value] = paths.get(served.result.path.value, 0) + 1
+            failure = judge(served)
+            if failure is None:
+                ok += 1
+            elif not example:
+                example = f"{variant.prompt!r}: {failure}"
+        total = sum(paths.values())
+        rates.append(Rate(kind, total, ok, dict(sorted(paths.items())), example))
+    return rates
+
+
+def table(rates: Sequence[Rate]) -> str:
+    """A plain-text table of `measure`'s rates, grouped by what the cache must do."""
+    lines = [f"{'edit kind':58} {'must':13} {'ok':>9} {'rate':>6}  paths"]
+    for expect in Expect:
+        for r in rates:
+            if r.kind.expect is expect:
+                paths = " ".join(f"{p}={n}" for p, n in r.paths.items())
+                lines.append(
+                    f"{r.kind.name:58} {expect.value:13} {r.ok:>4}/{r.total:<4} "
+                    f"{r.rate:>6.0%}  {paths}"
+                )
+        group = [r for r in rates if r.kind.expect is expect]
+        if group:
+            ok, total = sum(r.ok for r in group), sum(r.total for r in group)
+            lines.append(
+                f"{'  all ' + expect.value:58} {'':13} {ok:>4}/{total:<4} {ok / total:>6.0%}"
+            )
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] = ()) -> None:
+    """Print the rates table; ``--draws N`` sets variants per base and kind (default 2)."""
+    draws = int(argv[argv.index("--draws") + 1]) if "--draws" in argv else 2
+    print(table(measure(draws=draws)))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
