@@ -28,6 +28,8 @@ Vector = list[float]
 Backend = Literal["auto", "onnx", "torch"]
 
 log = logging.getLogger(__name__)
+#: One-time notes a user waits on (the `stepcache` command shows them on stderr).
+progress = logging.getLogger("stepcache.progress")
 
 
 class Embedder(ABC):
@@ -173,6 +175,7 @@ class MiniLMEmbedder(Embedder):
 
     def _export(self) -> bytes:
         """Export transformer + mean pooling + L2 norm to ONNX bytes, with a probe vector."""
+        progress.info("exporting MiniLM to ONNX (one time, ~20 s)...")
         return export_graph(self._load()[0].auto_model, self._tokenize)
 
     # ------------------------------------------------------------------ encoding
