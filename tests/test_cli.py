@@ -8,7 +8,6 @@ import io
 import logging
 import subprocess
 import sys
-import types
 from pathlib import Path
 
 import pytest
@@ -205,12 +204,10 @@ def test_first_use_onnx_export_announces_itself(
     import stepcache_core.embed as embed
     from stepcache_core.embed import MiniLMEmbedder
 
-    def no_export(auto_model: object, tokenize: object) -> bytes:
+    def no_export(model_dir: Path) -> bytes:
         raise RuntimeError("export skipped by the test")
 
-    fake_model = [types.SimpleNamespace(auto_model=None)]
-    monkeypatch.setattr(MiniLMEmbedder, "_load", lambda self: fake_model)
-    monkeypatch.setattr(embed, "export_graph", no_export)
+    monkeypatch.setattr(embed, "build_graph", no_export)
     fresh = MiniLMEmbedder(model_dir=tmp_path, backend="onnx")
     with (
         caplog.at_level(logging.INFO, logger="stepcache.progress"),
@@ -218,4 +215,4 @@ def test_first_use_onnx_export_announces_itself(
     ):
         fresh.embed("hello")
     notes = [r.getMessage() for r in caplog.records if r.name == "stepcache.progress"]
-    assert notes == ["exporting MiniLM to ONNX (one time, ~20 s)..."]
+    assert notes == ["writing MiniLM as an ONNX graph (one time, ~2 s)..."]

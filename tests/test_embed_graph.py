@@ -118,3 +118,26 @@ def test_a_model_that_is_not_bert_is_refused(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "gpt2", "hidden_act": "gelu"}))
     with pytest.raises(ValueError, match="not a BERT model"):
         build_graph(tmp_path)
+
+
+def test_first_use_needs_no_torch(tmp_path: Path) -> None:
+    """An empty model cache is filled without torch: the embedder runs on onnxruntime at once."""
+    code = (
+        "import json, sys, time\n"
+        "for name in ('torch', 'transformers', 'sentence_transformers'):\n"
+        "    sys.modules[name] = None  # any import of them raises ImportError\n"
+        "from stepcache_core import MiniLMEmbedder\n"
+        f"e = MiniLMEmbedder(model_dir={str(tmp_path)!r})\n"
+        "t0 = time.perf_counter()\n"
+        "v = e.embed('Solve 3x + 5 = 20 for x.')\n"
+        "print(json.dumps([e.backend, time.perf_counter() - t0, v]))\n"
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    env.pop("STEPCACHE_EMBED_BACKEND", None)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    backend, seconds, vec = json.loads(out.stdout.strip().splitlines()[-1])
+    assert backend == "onnx" and "using torch" not in out.stderr
+    assert len(vec) == 384 and abs(sum(x * x for x in vec) - 1.0) < 1e-5
+    assert [p.suffix for p in tmp_path.iterdir()] == [".onnx"]  # cached for the next process
+    print(f"first use without torch: {seconds:.1f} s")
