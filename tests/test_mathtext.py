@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stepcache_core.tasks.mathtext import (
+from stepcache_core.tasks.linear.mathtext import (
     MathTextError,
     NonLinearError,
     OtherVariableError,

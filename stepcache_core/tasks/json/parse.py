@@ -40,7 +40,7 @@ from jsonschema import Draft202012Validator, SchemaError
 from stepcache_core.errors import ConfigError
 from stepcache_core.segment import segment_text
 from stepcache_core.tasks.base import Check, Delta, DeltaKind, Generate, PatchRequest, Task
-from stepcache_core.tasks.jsontext import (
+from stepcache_core.tasks.json.text import (
     JsonObject,
     Member,
     extract_object,

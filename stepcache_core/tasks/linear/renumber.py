@@ -33,7 +33,7 @@ from decimal import Decimal
 from fractions import Fraction
 from functools import lru_cache
 
-from stepcache_core.tasks.mathtext import (
+from stepcache_core.tasks.linear.mathtext import (
     _FENCE,
     _MARKERS,
     MATH_SPAN,

@@ -27,7 +27,7 @@ from stepcache_core.tasks.base import (
     PatchRequest,
     Task,
 )
-from stepcache_core.tasks.mathtext import (
+from stepcache_core.tasks.linear.mathtext import (
     ENGLISH_LETTERS,
     MATH_SPAN,
     MathTextError,
@@ -47,7 +47,7 @@ from stepcache_core.tasks.mathtext import (
     signed_numbers,
     tokenize,
 )
-from stepcache_core.tasks.renumber import Renumbering, signed_skeleton
+from stepcache_core.tasks.linear.renumber import Renumbering, signed_skeleton
 from stepcache_core.types import StepOrigin, StepOutcome
 
 __all__ = ["LinearEquationTask", "LinearSpec", "detect_linear"]
@@ -580,7 +580,7 @@ class LinearEquationTask(Task[LinearSpec]):
     ) -> list[str]:
         """`transfer` each step, and when the two equations differ only in their numbers (same
         signed skeleton), first re-instantiate every number of the step for the new equation
-        (`stepcache_core.tasks.renumber`): the cached derivation replayed with the new numbers.
+        (`renumber`): the cached derivation replayed with the new numbers.
         A step that cannot be rewritten consistently is only renamed and restated, as before;
         `verify` judges every step either way."""
         renumbering = _renumbering(cached, spec)
