@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from fractions import Fraction
 
 from stepcache_core import Backend, Completion, Embedder
-from stepcache_core.tasks.json.parse import detect_json_spec
-from stepcache_core.tasks.linear.parse import detect_linear
+from stepcache_core.tasks.json import detect_json_spec
+from stepcache_core.tasks.linear import detect_linear
 
 
 def _h(text: str) -> int:

@@ -124,8 +124,8 @@ def test_json_variants_have_declared_keys(seed: int, workloads: dict[int, Worklo
 def test_workload_is_detected_by_the_builtin_tasks(workloads: dict[int, Workload]) -> None:
     """Non-core requests must be recognisable by StepCache's tasks (else it could never reuse)."""
     pytest.importorskip("sympy")
-    from stepcache_core.tasks.json.parse import detect_json_spec
-    from stepcache_core.tasks.linear.parse import detect_linear
+    from stepcache_core.tasks.json import detect_json_spec
+    from stepcache_core.tasks.linear import detect_linear
 
     w = workloads[42]
     for r in (*w.bases, *w.requests):

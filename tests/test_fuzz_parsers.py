@@ -18,10 +18,10 @@ from hypothesis import strategies as st
 
 from stepcache_core import InMemoryStore, StepCache
 from stepcache_core.store import SCHEMA_VERSION, Entry, _decode, _encode, entry_key
+from stepcache_core.tasks.json import JsonObjectTask, detect_json_spec
 from stepcache_core.tasks.json import text as jsontext
-from stepcache_core.tasks.json.parse import JsonObjectTask, detect_json_spec
-from stepcache_core.tasks.linear import mathtext
-from stepcache_core.tasks.linear.parse import LinearEquationTask, detect_linear, fallback_lines
+from stepcache_core.tasks.linear import LinearEquationTask, detect_linear, mathtext
+from stepcache_core.tasks.linear.fallback import fallback_lines
 
 from conftest import HashEmbedder, ScriptedBackend
 from reliability_workers import linear_backend_answer

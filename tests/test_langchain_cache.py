@@ -33,8 +33,8 @@ from stepcache_core import (
     StepStore,
     TaskRegistry,
 )
-from stepcache_core.tasks.json.parse import JsonObjectTask
-from stepcache_core.tasks.linear.parse import LinearEquationTask
+from stepcache_core.tasks.json import JsonObjectTask
+from stepcache_core.tasks.linear import LinearEquationTask
 from stepcache_langchain import LangChainBackend, StepCacheLLMCache
 from stepcache_langchain._prompt import query_from_prompt
 

@@ -30,7 +30,7 @@ from langchain_core.outputs import ChatGenerationChunk
 from langchain_core.prompts import ChatPromptTemplate
 
 from stepcache_core import ChromaStore, Embedder, StepCache, TaskRegistry
-from stepcache_core.tasks.linear.parse import LinearEquationTask
+from stepcache_core.tasks.linear import LinearEquationTask
 from stepcache_langchain import LangChainBackend, StepCacheChatModel
 
 MATH = "Solve 3x + 5 = 20 for x."

@@ -25,8 +25,8 @@ from stepcache_core import (
 )
 from stepcache_core import Path as CachePath
 from stepcache_core.store import entry_key
-from stepcache_core.tasks.json.parse import JsonObjectTask
-from stepcache_core.tasks.linear.parse import LinearEquationTask, detect_linear
+from stepcache_core.tasks.json import JsonObjectTask
+from stepcache_core.tasks.linear import LinearEquationTask, detect_linear
 
 from conftest import HashEmbedder, ScriptedBackend
 from reliability_workers import linear_backend_answer, multiples_backend_answer

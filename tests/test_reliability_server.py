@@ -23,7 +23,7 @@ from stepcache_core import ChromaStore, StepCache
 from stepcache_core import Path as CachePath
 from stepcache_core.chroma_server import ChromaServer, free_port
 from stepcache_core.store import _decode, entry_key
-from stepcache_core.tasks.linear.parse import LinearEquationTask, detect_linear
+from stepcache_core.tasks.linear import LinearEquationTask, detect_linear
 
 from conftest import HashEmbedder, ScriptedBackend
 from reliability_workers import (

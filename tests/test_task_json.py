@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from stepcache_core.errors import ConfigError
 from stepcache_core.tasks.base import Check, DeltaKind, PatchRequest, Task
-from stepcache_core.tasks.json.parse import (
+from stepcache_core.tasks.json import (
     JsonObjectTask,
     JsonSpec,
     MemberCheck,

@@ -10,8 +10,8 @@ from stepcache_core.tasks.base import (
     PatchRequest,
     Task,
 )
-from stepcache_core.tasks.json.parse import JsonObjectTask, JsonSpec
-from stepcache_core.tasks.linear.parse import LinearEquationTask, LinearSpec
+from stepcache_core.tasks.json import JsonObjectTask, JsonSpec
+from stepcache_core.tasks.linear import LinearEquationTask, LinearSpec
 from stepcache_core.tasks.registry import TaskRegistry
 
 __all__ = [

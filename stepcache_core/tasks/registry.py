@@ -20,8 +20,8 @@ class TaskRegistry:
     @classmethod
     def with_builtins(cls) -> TaskRegistry:
         """A registry holding the built-in tasks: linear equations, then JSON objects."""
-        from stepcache_core.tasks.json.parse import JsonObjectTask
-        from stepcache_core.tasks.linear.parse import LinearEquationTask
+        from stepcache_core.tasks.json import JsonObjectTask
+        from stepcache_core.tasks.linear import LinearEquationTask
 
         return cls([LinearEquationTask(), JsonObjectTask()])
 
