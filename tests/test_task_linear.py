@@ -15,7 +15,10 @@ from hypothesis import strategies as st
 from stepcache_core.tasks.base import Assemble, Check, DeltaKind, PatchRequest
 from stepcache_core.tasks.linear import LinearEquationTask, LinearSpec, detect_linear
 from stepcache_core.tasks.linear.fallback import fallback_lines
-from stepcache_core.tasks.linear.mathtext import final_value, read_math
+from stepcache_core.tasks.linear.mathtext import (
+    final_value,
+    read_math,
+)
 from stepcache_core.tasks.linear.patch import patched_steps
 from stepcache_core.types import Completion, StepOrigin
 

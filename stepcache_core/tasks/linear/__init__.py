@@ -8,7 +8,8 @@
 - `verify`: each step checked against the new equation, the whole answer's integrity;
 - `patch`: the verified prefix continued by the backend (patch prompt, patched steps);
 - `fallback`: the deterministic exact-arithmetic finish;
-- `mathtext`: the expression reader every stage uses (plain and LaTeX math, exact linear forms);
+- `mathtext`: the math reader every stage uses (equations, expressions and numbers in model text,
+  LaTeX or plain), over `expr`: exact polynomials and linear forms of plain math;
 - `task`: `LinearEquationTask`, which wires the stages together.
 """
 

@@ -7,11 +7,13 @@ from collections.abc import Sequence
 from fractions import Fraction
 
 from stepcache_core.tasks.base import PatchRequest
-from stepcache_core.tasks.linear.mathtext import (
+from stepcache_core.tasks.linear.expr import (
     MathTextError,
     format_fraction,
     format_linear,
     linear,
+)
+from stepcache_core.tasks.linear.mathtext import (
     read_math,
 )
 from stepcache_core.tasks.linear.patch import verified_prefix

@@ -11,18 +11,20 @@ import re
 from fractions import Fraction
 from functools import lru_cache
 
+from stepcache_core.tasks.linear.expr import (
+    MathTextError,
+    linear,
+    signed_numbers,
+    tokenize,
+)
 from stepcache_core.tasks.linear.mathtext import (
     ENGLISH_LETTERS,
     MATH_SPAN,
-    MathTextError,
     ascii_ops,
     constant_value,
     find_plain_equations,
     is_variable,
     latex_to_plain,
-    linear,
-    signed_numbers,
-    tokenize,
 )
 from stepcache_core.tasks.linear.spec import LinearSpec
 

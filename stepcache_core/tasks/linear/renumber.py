@@ -33,10 +33,7 @@ from decimal import Decimal
 from fractions import Fraction
 from functools import lru_cache
 
-from stepcache_core.tasks.linear.mathtext import (
-    _FENCE,
-    _MARKERS,
-    MATH_SPAN,
+from stepcache_core.tasks.linear.expr import (
     ExprParser,
     MathTextError,
     Poly,
@@ -46,8 +43,13 @@ from stepcache_core.tasks.linear.mathtext import (
     poly,
     poly_add,
     poly_mul,
-    read_math,
     tokenize,
+)
+from stepcache_core.tasks.linear.mathtext import (
+    _FENCE,
+    _MARKERS,
+    MATH_SPAN,
+    read_math,
 )
 
 __all__ = ["Renumbering", "signed_skeleton"]

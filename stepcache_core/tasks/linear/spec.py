@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 
-from stepcache_core.tasks.linear.mathtext import format_fraction
+from stepcache_core.tasks.linear.expr import (
+    format_fraction,
+)
 
 __all__ = ["LinearSpec"]
 

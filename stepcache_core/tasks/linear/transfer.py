@@ -7,15 +7,17 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
+from stepcache_core.tasks.linear.expr import (
+    MathTextError,
+    linear,
+    signed_numbers,
+    tokenize,
+)
 from stepcache_core.tasks.linear.mathtext import (
     ENGLISH_LETTERS,
     MATH_SPAN,
-    MathTextError,
     Relation,
-    linear,
     read_math,
-    signed_numbers,
-    tokenize,
 )
 from stepcache_core.tasks.linear.renumber import Renumbering, signed_skeleton
 from stepcache_core.tasks.linear.spec import LinearSpec

@@ -8,14 +8,16 @@ from collections.abc import Sequence
 from fractions import Fraction
 
 from stepcache_core.tasks.base import PASS, Check
-from stepcache_core.tasks.linear.mathtext import (
+from stepcache_core.tasks.linear.expr import (
     MathTextError,
+    format_fraction,
+    linear,
+)
+from stepcache_core.tasks.linear.mathtext import (
     Reading,
     Relation,
     constant_value,
     final_value,
-    format_fraction,
-    linear,
     literal_numbers,
     read_math,
 )
