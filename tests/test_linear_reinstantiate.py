@@ -32,7 +32,8 @@ from stepcache_core.tasks.linear.mathtext import (
     final_value,
     read_math,
 )
-from stepcache_core.tasks.linear.renumber import _compile, signed_skeleton
+from stepcache_core.tasks.linear.renumber import signed_skeleton
+from stepcache_core.tasks.linear.renumber_read import _compile
 
 from conftest import HashEmbedder, ScriptedBackend
 

@@ -4,7 +4,8 @@
 - `parse`: detection, prompt -> `LinearSpec` (`detect_linear`);
 - `compare`: how a new request differs from a cached one (`compare_specs`) and its lookup shapes;
 - `transfer`: a cached step renamed and restated for the new equation; `renumber` re-instantiates
-  the numbers of a derivation whose equation kept its signed skeleton;
+  the numbers of a derivation whose equation kept its signed skeleton (`renumber_read` reads a
+  step's numbers and equations, `renumber_write` writes the new numbers back in its style);
 - `verify`: each step checked against the new equation, the whole answer's integrity;
 - `patch`: the verified prefix continued by the backend (patch prompt, patched steps);
 - `fallback`: the deterministic exact-arithmetic finish;
