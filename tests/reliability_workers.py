@@ -42,7 +42,8 @@ def multiples_backend_answer(prompt: str) -> str:
 
 def linear_backend_answer(prompt: str) -> str:
     """A correct backend for linear-equation prompts: the exact-arithmetic solution."""
-    from stepcache_core.tasks.linear import detect_linear, fallback_lines
+    from stepcache_core.tasks.linear import detect_linear
+    from stepcache_core.tasks.linear.fallback import fallback_lines
 
     spec = detect_linear(prompt.split("\n")[0])
     if spec is None:

@@ -124,7 +124,7 @@ def test_json_variants_have_declared_keys(seed: int, workloads: dict[int, Worklo
 def test_workload_is_detected_by_the_builtin_tasks(workloads: dict[int, Workload]) -> None:
     """Non-core requests must be recognisable by StepCache's tasks (else it could never reuse)."""
     pytest.importorskip("sympy")
-    from stepcache_core.tasks.json_object import detect_json_spec
+    from stepcache_core.tasks.json import detect_json_spec
     from stepcache_core.tasks.linear import detect_linear
 
     w = workloads[42]

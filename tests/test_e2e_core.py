@@ -17,7 +17,7 @@ import pytest
 
 from stepcache_core import ChromaStore, MiniLMEmbedder, StepCache, StepOrigin
 from stepcache_core import Path as P
-from stepcache_core.tasks.jsontext import extract_object
+from stepcache_core.tasks.json.text import extract_object
 
 from model_fakes import fake_model
 

@@ -14,7 +14,7 @@ import pytest
 from stepcache_core import ChromaStore, MiniLMEmbedder, StepCache
 from stepcache_core import Path as P
 from stepcache_core.backends import LlamaCppBackend, LlamaCppOptions
-from stepcache_core.tasks.jsontext import extract_object
+from stepcache_core.tasks.json.text import extract_object
 
 pytestmark = pytest.mark.model
 

@@ -18,9 +18,11 @@ from hypothesis import strategies as st
 
 from stepcache_core import InMemoryStore, StepCache
 from stepcache_core.store import SCHEMA_VERSION, Entry, _decode, _encode, entry_key
-from stepcache_core.tasks import jsontext, mathtext
-from stepcache_core.tasks.json_object import JsonObjectTask, detect_json_spec
-from stepcache_core.tasks.linear import LinearEquationTask, detect_linear, fallback_lines
+from stepcache_core.tasks.json import JsonObjectTask, detect_json_spec
+from stepcache_core.tasks.json import text as jsontext
+from stepcache_core.tasks.linear import LinearEquationTask, detect_linear, mathtext
+from stepcache_core.tasks.linear.expr import format_fraction
+from stepcache_core.tasks.linear.fallback import fallback_lines
 
 from conftest import HashEmbedder, ScriptedBackend
 from reliability_workers import linear_backend_answer
@@ -157,10 +159,10 @@ def test_linear_integrity_never_accepts_a_wrong_final_value(spec: Any, delta: Fr
     assert LINEAR.integrity(good, spec).ok
     v = spec.variable
     lies = [
-        good.replace(f"{v} = {spec.solution_text}", f"{v} = {mathtext.format_fraction(wrong)}"),
-        good + f"{v} = {mathtext.format_fraction(wrong)}\n",
-        f"The answer is \\boxed{{{mathtext.format_fraction(wrong)}}}",
-        f"{v} = {mathtext.format_fraction(wrong)}",
+        good.replace(f"{v} = {spec.solution_text}", f"{v} = {format_fraction(wrong)}"),
+        good + f"{v} = {format_fraction(wrong)}\n",
+        f"The answer is \\boxed{{{format_fraction(wrong)}}}",
+        f"{v} = {format_fraction(wrong)}",
     ]
     for lie in lies:
         assert not LINEAR.integrity(lie, spec).ok, lie

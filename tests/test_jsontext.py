@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stepcache_core.tasks.jsontext import (
+from stepcache_core.tasks.json.text import (
     extract_object,
     find_objects,
     parse_member,

@@ -33,7 +33,7 @@ from stepcache_core import (
     StepStore,
     TaskRegistry,
 )
-from stepcache_core.tasks.json_object import JsonObjectTask
+from stepcache_core.tasks.json import JsonObjectTask
 from stepcache_core.tasks.linear import LinearEquationTask
 from stepcache_langchain import LangChainBackend, StepCacheLLMCache
 from stepcache_langchain._prompt import query_from_prompt

@@ -11,7 +11,7 @@ import pytest
 from langchain_core.globals import set_llm_cache
 
 from stepcache_core import ChromaStore, MiniLMEmbedder, StepCache, TaskRegistry
-from stepcache_core.tasks.json_object import JsonObjectTask
+from stepcache_core.tasks.json import JsonObjectTask
 from stepcache_core.tasks.linear import LinearEquationTask
 from stepcache_langchain import StepCacheLLMCache
 

@@ -25,8 +25,15 @@ from test_task_linear import ACCEPTED, CLEAN, fixture, spec_of
 from stepcache_core import InMemoryStore, Path, StepCache
 from stepcache_core.tasks.base import Check
 from stepcache_core.tasks.linear import LinearEquationTask
-from stepcache_core.tasks.mathtext import MathTextError, final_value, read_math
-from stepcache_core.tasks.renumber import _compile, signed_skeleton
+from stepcache_core.tasks.linear.expr import (
+    MathTextError,
+)
+from stepcache_core.tasks.linear.mathtext import (
+    final_value,
+    read_math,
+)
+from stepcache_core.tasks.linear.renumber import signed_skeleton
+from stepcache_core.tasks.linear.renumber_read import _compile
 
 from conftest import HashEmbedder, ScriptedBackend
 

@@ -43,7 +43,7 @@ from llama_index.core.prompts import PromptTemplate
 
 import stepcache_llamaindex
 from stepcache_core import ChromaStore, Embedder, StepCache
-from stepcache_core.tasks.json_object import detect_json_spec
+from stepcache_core.tasks.json import detect_json_spec
 from stepcache_core.tasks.linear import LinearSpec, detect_linear
 from stepcache_llamaindex import LlamaIndexBackend, StepCacheLLM, model_namespace
 

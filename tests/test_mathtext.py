@@ -8,19 +8,21 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stepcache_core.tasks.mathtext import (
+from stepcache_core.tasks.linear.expr import (
     MathTextError,
     NonLinearError,
     OtherVariableError,
-    constant_value,
-    final_value,
     format_fraction,
     format_linear,
-    latex_to_plain,
     linear,
     poly,
-    read_math,
     signed_numbers,
+)
+from stepcache_core.tasks.linear.mathtext import (
+    constant_value,
+    final_value,
+    latex_to_plain,
+    read_math,
 )
 
 F = Fraction

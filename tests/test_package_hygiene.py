@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ["stepcache_core", "stepcache_langchain", "stepcache_llamaindex"]
+PACKAGES = ["stepcache_cli", "stepcache_core", "stepcache_langchain", "stepcache_llamaindex"]
 
 
 @pytest.mark.parametrize("package", PACKAGES)
@@ -31,22 +31,62 @@ def test_all_is_sorted_complete_and_importable(package: str) -> None:
     assert public <= set(exported), f"public but not exported: {public - set(exported)}"
 
 
-def test_core_never_imports_a_framework() -> None:
-    offenders = []
-    for path in (ROOT / "stepcache_core").rglob("*.py"):
-        tree = ast.parse(path.read_text(), str(path))
-        for node in ast.walk(tree):
-            names = []
-            if isinstance(node, ast.Import):
-                names = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module:
-                names = [node.module]
-            offenders += [
-                f"{path.name}: {n}"
-                for n in names
-                if n.split(".")[0] in {"langchain", "langchain_core", "llama_index"}
-            ]
+def imported_modules(path: Path) -> list[str]:
+    """Every module an `import` or `from ... import` statement of `path` names (absolute ones)."""
+    names: list[str] = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        if isinstance(node, ast.Import):
+            names += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.append(node.module)
+    return names
+
+
+#: Top-level packages the core must never import: the layers above it and the frameworks.
+ABOVE_THE_CORE = {"stepcache_bench", "stepcache_cli", "stepcache_langchain", "stepcache_llamaindex"}
+
+
+def forbidden_for_the_core(module: str) -> bool:
+    top = module.split(".")[0]
+    return top in ABOVE_THE_CORE or top.startswith(("langchain", "llama_index"))
+
+
+def test_core_never_imports_a_framework_the_benchmark_or_the_cli() -> None:
+    offenders = [
+        f"{path.relative_to(ROOT)}: {name}"
+        for path in sorted((ROOT / "stepcache_core").rglob("*.py"))
+        for name in imported_modules(path)
+        if forbidden_for_the_core(name)
+    ]
     assert offenders == []
+
+
+def test_the_import_scan_sees_what_the_core_must_not_import(tmp_path: Path) -> None:
+    module = tmp_path / "m.py"
+    module.write_text(
+        "import os\nimport langchain_openai.chat\nfrom llama_index.core import Settings\n"
+        "def f():\n    from stepcache_bench.run import main\n    import stepcache_cli\n"
+        "from . import sibling\n"
+    )
+    names = imported_modules(module)
+    assert [n for n in names if forbidden_for_the_core(n)] == [
+        "langchain_openai.chat",
+        "llama_index.core",
+        "stepcache_bench.run",
+        "stepcache_cli",
+    ]
+
+
+def test_importing_the_cli_loads_no_subcommand() -> None:
+    """`stepcache --help` stays quick: importing the CLI loads no store, model, bench, framework."""
+    code = (
+        "import sys, stepcache_cli, stepcache_cli.main; "
+        "heavy = ('torch', 'sentence_transformers', 'chromadb', 'onnxruntime', 'stepcache_bench', "
+        "'langchain_core', 'llama_index', 'stepcache_core', 'xllamacpp'); "
+        "print(','.join(sorted(m for m in sys.modules if m.split('.')[0] in heavy)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
 
 
 @pytest.mark.parametrize("package", PACKAGES)

@@ -25,7 +25,7 @@ from stepcache_core import (
 )
 from stepcache_core import Path as CachePath
 from stepcache_core.store import entry_key
-from stepcache_core.tasks.json_object import JsonObjectTask
+from stepcache_core.tasks.json import JsonObjectTask
 from stepcache_core.tasks.linear import LinearEquationTask, detect_linear
 
 from conftest import HashEmbedder, ScriptedBackend

@@ -14,13 +14,13 @@ from hypothesis import strategies as st
 
 from stepcache_core.errors import ConfigError
 from stepcache_core.tasks.base import Check, DeltaKind, PatchRequest, Task
-from stepcache_core.tasks.json_object import (
+from stepcache_core.tasks.json import (
     JsonObjectTask,
     JsonSpec,
     MemberCheck,
     detect_json_spec,
 )
-from stepcache_core.tasks.jsontext import extract_object, parse_member
+from stepcache_core.tasks.json.text import extract_object, parse_member
 from stepcache_core.types import Completion, StepOrigin, StepOutcome
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

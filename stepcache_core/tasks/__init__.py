@@ -10,7 +10,7 @@ from stepcache_core.tasks.base import (
     PatchRequest,
     Task,
 )
-from stepcache_core.tasks.json_object import JsonObjectTask, JsonSpec
+from stepcache_core.tasks.json import JsonObjectTask, JsonSpec
 from stepcache_core.tasks.linear import LinearEquationTask, LinearSpec
 from stepcache_core.tasks.registry import TaskRegistry
 

@@ -20,7 +20,7 @@ class TaskRegistry:
     @classmethod
     def with_builtins(cls) -> TaskRegistry:
         """A registry holding the built-in tasks: linear equations, then JSON objects."""
-        from stepcache_core.tasks.json_object import JsonObjectTask
+        from stepcache_core.tasks.json import JsonObjectTask
         from stepcache_core.tasks.linear import LinearEquationTask
 
         return cls([LinearEquationTask(), JsonObjectTask()])

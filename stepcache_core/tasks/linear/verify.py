@@ -1,0 +1,211 @@
+"""Verify: each transferred step checked against the new equation, the integrity of a whole answer,
+and whether a verified prefix is worth a patch."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from fractions import Fraction
+
+from stepcache_core.tasks.base import PASS, Check
+from stepcache_core.tasks.linear.expr import (
+    MathTextError,
+    format_fraction,
+    linear,
+)
+from stepcache_core.tasks.linear.mathtext import (
+    Reading,
+    Relation,
+    constant_value,
+    final_value,
+    literal_numbers,
+    read_math,
+)
+from stepcache_core.tasks.linear.renumber import signed_skeleton
+from stepcache_core.tasks.linear.spec import LinearSpec
+
+__all__ = [
+    "REASON_DERIVED",
+    "REASON_PROSE",
+    "REASON_RESTATED",
+    "check_integrity",
+    "relation_problem",
+    "verify_steps",
+    "worth_patching",
+]
+
+#: Reasons on passing checks; `worth_patching` reads them.
+REASON_PROSE = "prose"
+REASON_RESTATED = "restated problem"
+REASON_DERIVED = "derived"
+
+
+def _solution_numbers(spec: LinearSpec) -> set[Fraction]:
+    s = abs(spec.solution)
+    return {s, Fraction(s.numerator), Fraction(s.denominator)}
+
+
+def relation_problem(rel: Relation, spec: LinearSpec) -> str | None:
+    """None when `rel` is linear and true at the solution, else why not."""
+    var = spec.variable
+    try:
+        (a1, b1), (a2, b2) = linear(rel.lhs, var), linear(rel.rhs, var)
+    except MathTextError as exc:
+        return f"{rel.lhs} = {rel.rhs}: {exc}"
+    left, right = a1 * spec.solution + b1, a2 * spec.solution + b2
+    if left == right:
+        return None
+    if a1 == 0 and a2 == 0:
+        return f"{rel.lhs} = {rel.rhs} is false"
+    return f"{rel.lhs} = {rel.rhs} does not hold for {var} = {spec.solution_text}"
+
+
+def _is_restated(rel: Relation, spec: LinearSpec) -> bool:
+    try:
+        pair = (linear(rel.lhs, spec.variable), linear(rel.rhs, spec.variable))
+    except MathTextError:
+        return False
+    return pair in ((spec.lhs_linear, spec.rhs_linear), (spec.rhs_linear, spec.lhs_linear))
+
+
+def _is_solution_literal(side: str, spec: LinearSpec) -> bool:
+    """True for a side that is the solution itself (``5``, ``-25/3``): a final value statement."""
+    value = constant_value(side, spec.variable)
+    return value == spec.solution and set(literal_numbers(side)) <= _solution_numbers(spec)
+
+
+def _problem_shape(spec: LinearSpec) -> str | None:
+    try:
+        return signed_skeleton(spec.lhs, spec.rhs, spec.variable)
+    except MathTextError:
+        return None
+
+
+def _misstates(rel: Relation, spec: LinearSpec, shape: str | None) -> bool:
+    """An equation shaped like the problem (same terms, signs aside) that is not the problem:
+    true at the solution, hence equivalent, yet a misstatement (``9k + 9 = 45`` for
+    ``9k - 4 = 32``). An identity (``2(x + 3) + 4 = 2x + 10``, an expansion) states nothing
+    about the problem, so it never misstates it."""
+    if shape is None:
+        return False
+    try:
+        if signed_skeleton(rel.lhs, rel.rhs, spec.variable) != shape:
+            return False
+        return linear(rel.lhs, spec.variable) != linear(rel.rhs, spec.variable)
+    except MathTextError:
+        return False
+
+
+def _check_step(
+    reading: Reading,
+    spec: LinearSpec,
+    stale: set[Fraction],
+    allowed: set[Fraction],
+    shape: str | None = None,
+) -> Check:
+    """One step's verdict; adds the numbers of its verified equations to `allowed`."""
+    var = spec.variable
+    if reading.problems:
+        return Check(False, reading.problems[0])
+    others = sorted(reading.prose_letters - {var})
+    if others:
+        return Check(False, f"another variable {others[0]!r}")
+    derived = restated = 0
+    guarded: list[Fraction] = []  # numbers that must not be stale
+    for rel in reading.relations:
+        problem = relation_problem(rel, spec)
+        if problem is not None:
+            return Check(False, problem)
+        numbers = literal_numbers(rel.lhs) + literal_numbers(rel.rhs)
+        allowed.update(numbers)
+        if _is_restated(rel, spec):
+            restated += 1  # the new problem itself: its numbers are never stale
+        elif _misstates(rel, spec, shape):
+            return Check(False, f"{rel.lhs} = {rel.rhs} misstates the problem {spec.equation}")
+        else:
+            derived += 1
+            for side in (rel.lhs, rel.rhs):
+                if not _is_solution_literal(side, spec):
+                    guarded.extend(literal_numbers(side))
+    loose: list[Fraction] = list(reading.prose_numbers)  # numbers outside equations
+    for e in reading.expressions:
+        try:
+            linear(e.text, var)
+        except MathTextError as exc:
+            return Check(False, f"{e.text}: {exc}")
+        if e.boxed:
+            value = constant_value(e.text, var)
+            if value != spec.solution:
+                return Check(False, f"boxed {e.text} is not the solution {spec.solution_text}")
+            continue
+        loose.extend(literal_numbers(e.text))
+    for n in guarded + loose:
+        if n in stale:
+            return Check(False, f"stale number {format_fraction(n)} from the cached equation")
+    known = allowed | {abs(c) for c in spec.constants} | _solution_numbers(spec)
+    for n in loose:
+        if n not in known:
+            return Check(False, f"number {format_fraction(n)} is not backed by a verified equation")
+    if derived:
+        return Check(True, f"{REASON_DERIVED}: {derived} equation(s) hold")
+    return Check(True, REASON_RESTATED if restated else REASON_PROSE)
+
+
+def _stale(cached: LinearSpec, spec: LinearSpec) -> set[Fraction]:
+    """Numbers of the cached equation that the new one lacks (signed multiset difference), unsigned:
+    ``3x - 5 = 20`` -> ``3x + 5 = 20`` makes 5 stale."""
+    gone = Counter(cached.constants) - Counter(spec.constants)
+    return {abs(n) for n in gone}
+
+
+def verify_steps(steps: Sequence[str], cached: LinearSpec, spec: LinearSpec) -> list[Check]:
+    """Per step: equations linear and true at the new solution, numeric identities true, no
+    other variable, nothing unreadable, no stale number of the cached equation (except in a
+    final ``v = solution`` / boxed solution), prose numbers backed by the new equation, its
+    solution or an equation verified so far, no code block with numbers."""
+    stale = _stale(cached, spec)
+    allowed: set[Fraction] = set()
+    shape = _problem_shape(spec)
+    return [
+        _check_step(read_math(step, spec.variable), spec, stale, allowed, shape) for step in steps
+    ]
+
+
+def check_integrity(text: str, spec: LinearSpec) -> Check:
+    """The whole answer: readable, every equation linear and true at the solution, and a final
+    ``v = value`` / ``\\boxed{value}`` equal to the solution (rounded when the prompt asks)."""
+    var = spec.variable
+    reading = read_math(text, var)
+    if reading.problems:
+        return Check(False, reading.problems[0])
+    for rel in reading.relations:
+        problem = relation_problem(rel, spec)
+        if problem is not None:
+            return Check(False, problem)
+    for e in reading.expressions:
+        value = constant_value(e.text, var) if e.boxed else spec.solution
+        if value != spec.solution:
+            return Check(False, f"boxed {e.text} is not the solution {spec.solution_text}")
+    final = final_value(reading, var)
+    if final is None:
+        return Check(False, f"no final '{var} = value' statement (truncated answer?)")
+    if final[0] != spec.solution:
+        return Check(
+            False,
+            f"final answer {var} = {format_fraction(final[0])}, expected {spec.solution_text}",
+        )
+    return PASS
+
+
+def worth_patching(checks: Sequence[Check]) -> bool:
+    """Patch only when the verified prefix (the steps before the first failure) holds at least
+    one derived equation; a prefix of intro/restated steps alone saves nothing worth a patch.
+    Re-instantiated steps count like any other: a changed constant whose derivation replays
+    up to a late failure (a number the stale rule rejects, a step that could not be rewritten)
+    is patched from there, one whose first derived step fails is generated afresh."""
+    for c in checks:
+        if not c.ok:
+            return False
+        if c.reason.startswith(REASON_DERIVED):
+            return True
+    return True
