@@ -39,7 +39,7 @@ from stepcache_bench.workload import (
     _subject_phrase,
 )
 from stepcache_core import Backend, Completion, InMemoryStore, Path, Result, StepCache
-from stepcache_core.tasks.jsontext import extract_object
+from stepcache_core.tasks.json.text import extract_object
 
 Family = Literal["linear", "json"]
 

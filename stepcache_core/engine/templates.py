@@ -43,7 +43,9 @@ def exact_hit(entry: Entry, req: Request, detected: tuple[Task[Any], Any] | None
         cached_prompt=entry.prompt,
         verified=verified,
         payload=entry.payload,
-        reason="same prompt cached" if verified or task is None else "same prompt cached "
+        reason="same prompt cached"
+        if verified or task is None
+        else "same prompt cached "
         "(the model's own answer, served as written: its task could not verify it)",
     )
 

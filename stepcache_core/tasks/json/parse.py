@@ -17,6 +17,7 @@ from stepcache_core.tasks.json.text import (
     JsonObject,
     find_objects,
 )
+from stepcache_core.tasks.understanding import Mask
 
 __all__ = ["detect_json_spec"]
 
@@ -252,7 +253,9 @@ def detect_json_spec(prompt: str) -> JsonSpec | None:
     optional: list[str] = []
     schemas: dict[str, dict[str, Any]] = {}
     forbid: bool | None = None
+    parsed: list[Mask] = []  # the spans the spec accounts for (examples stay in the residue)
     if schema_obj is not None:
+        parsed.append(Mask(schema_obj.start, schema_obj.end, "schema"))
         schema = schema_obj.value
         if schema.get("type", "object") != "object":
             return None
@@ -273,6 +276,7 @@ def detect_json_spec(prompt: str) -> JsonSpec | None:
         keys = _dedupe(k for k, _ in listed)
         schemas = {k: {"type": t} for k, t in listed if t is not None}
         masks += spans
+        parsed += [Mask(start, end, "keys") for start, end in spans]
     if not keys:
         return None
     subject, subject_span = _subject(text, masks)
@@ -296,4 +300,5 @@ def detect_json_spec(prompt: str) -> JsonSpec | None:
         property_schemas=tuple((k, canonical_json(s)) for k, s in schemas.items()),
         compact=bool(_COMPACT.search(checked)),
         bare=bool(_BARE.search(checked)),
+        masks=tuple(parsed),
     )

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from stepcache_core.errors import ConfigError
+from stepcache_core.tasks.understanding import Mask
 
 __all__ = ["FILLER_WORDS", "NON_EMPTY", "JsonSpec", "canonical_json", "word_set"]
 
@@ -51,6 +52,9 @@ class JsonSpec:
     property_schemas: tuple[tuple[str, str], ...] = ()  # (key, JSON Schema of its value, as JSON)
     compact: bool = False  # the object must be on one line
     bare: bool = False  # no code fence wanted ("raw JSON", "no markdown")
+    #: Where the prompt states the keys (``keys``) or the schema (``schema``): what the residue
+    #: leaves out. Not part of the spec's identity.
+    masks: tuple[Mask, ...] = field(default=(), compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if not self.keys:

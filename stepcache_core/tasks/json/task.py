@@ -39,6 +39,8 @@ from stepcache_core.tasks.json.patch import missing_keys_prompt, patch_answer
 from stepcache_core.tasks.json.spec import JsonSpec
 from stepcache_core.tasks.json.text import extract_object
 from stepcache_core.tasks.json.verify import check_integrity, classify_steps, reusable_keys_suffice
+from stepcache_core.tasks.json.wording import JSON_LEXICON
+from stepcache_core.tasks.understanding import Mask
 from stepcache_core.types import StepOutcome
 
 __all__ = ["JsonObjectTask"]
@@ -50,6 +52,8 @@ class JsonObjectTask(Task[JsonSpec]):
     Each stage is a module of this package; the methods wire them together."""
 
     name = "json_object"
+    version = "2"  # closed-world residues
+    lexicon = JSON_LEXICON
 
     def __init__(self, *, patch_max_tokens_per_key: int = 48) -> None:
         if patch_max_tokens_per_key < 1:
@@ -58,6 +62,11 @@ class JsonObjectTask(Task[JsonSpec]):
 
     def detect(self, prompt: str) -> JsonSpec | None:
         return detect_json_spec(prompt)
+
+    def spans(self, prompt: str, spec: JsonSpec) -> Sequence[Mask]:
+        """The key list or the schema; the subject, values and every other word stay in the
+        residue (an example object too: its values are content, not a schema)."""
+        return spec.masks
 
     def segment(self, text: str) -> list[str]:
         """``[prefix, member..., suffix]`` for one extractable object, else `segment_text`."""

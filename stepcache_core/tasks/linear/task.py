@@ -26,6 +26,8 @@ from stepcache_core.tasks.linear.transfer import (
     transfer_step,
 )
 from stepcache_core.tasks.linear.verify import check_integrity, verify_steps, worth_patching
+from stepcache_core.tasks.linear.wording import LINEAR_LEXICON, linear_masks
+from stepcache_core.tasks.understanding import Mask
 from stepcache_core.types import StepOutcome
 
 __all__ = ["LinearEquationTask"]
@@ -37,9 +39,15 @@ class LinearEquationTask(Task[LinearSpec]):
     Each stage is a module of this package; the methods wire them together."""
 
     name = "linear_equation"
+    version = "2"  # closed-world residues
+    lexicon = LINEAR_LEXICON
 
     def detect(self, prompt: str) -> LinearSpec | None:
         return detect_linear(prompt)
+
+    def spans(self, prompt: str, spec: LinearSpec) -> Sequence[Mask]:
+        """The equation and the variable's mentions; everything else is compared as words."""
+        return linear_masks(prompt, spec)
 
     def segment(self, text: str) -> list[str]:
         return segment_text(text)
