@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from stepcache_core import Check, Delta, DeltaKind, PatchRequest, StepOrigin, StepOutcome, Task
 from stepcache_core.segment import segment_text
 from stepcache_core.tasks.base import Generate
+from stepcache_core.tasks.understanding import SHARED_LEXICON, Lexicon, Mask
 
 _PROMPT = re.compile(r"first (\d+) multiples of (\d+)", re.IGNORECASE)
 _LINE = re.compile(r"^\s*(\d+) x (\d+) = (\d+)\s*$")
@@ -28,10 +29,20 @@ class MultiplesTask(Task[MultiplesSpec]):
     """Answers are lines `i x k = i*k` for i = 1..n; each line is a step."""
 
     name = "multiples"
+    lexicon = SHARED_LEXICON | Lexicon.of("list", "write out", "give", "show", "the", "me")
 
     def detect(self, prompt: str) -> MultiplesSpec | None:
         m = _PROMPT.search(prompt)
         return MultiplesSpec(int(m.group(1)), int(m.group(2))) if m else None
+
+    def spans(self, prompt: str, spec: MultiplesSpec) -> Sequence[Mask]:
+        """N and K: the spec holds them, so they may differ between reused requests."""
+        m = _PROMPT.search(prompt)
+        return [Mask(*m.span(1), "n"), Mask(*m.span(2), "k")] if m else []
+
+    def proven_wrong(self, text: str, spec: MultiplesSpec, failure: Check) -> bool:
+        """A line that states a false product proves the list wrong; a short list does not."""
+        return any(not self._line_ok(s, spec).ok for s in self.segment(text) if s.strip())
 
     def segment(self, text: str) -> list[str]:
         return segment_text(text)

@@ -57,10 +57,13 @@ class Delta:
 
 @dataclass(frozen=True, slots=True)
 class Check:
-    """A verifier's verdict on one step or on a whole answer."""
+    """A verifier's verdict on one step or on a whole answer. A failing check is either a proof
+    that the text is wrong for the request (`wrong`: a false equation, a wrong final value) or
+    only a failure to verify it (unreadable, truncated, a format it cannot judge)."""
 
     ok: bool
     reason: str = ""
+    wrong: bool = False
 
 
 PASS = Check(True)

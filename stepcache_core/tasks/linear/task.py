@@ -25,7 +25,12 @@ from stepcache_core.tasks.linear.transfer import (
     restate,
     transfer_step,
 )
-from stepcache_core.tasks.linear.verify import check_integrity, verify_steps, worth_patching
+from stepcache_core.tasks.linear.verify import (
+    check_integrity,
+    proven_wrong,
+    verify_steps,
+    worth_patching,
+)
 from stepcache_core.tasks.linear.wording import LINEAR_LEXICON, linear_masks
 from stepcache_core.tasks.understanding import Mask
 from stepcache_core.types import StepOutcome
@@ -44,6 +49,10 @@ class LinearEquationTask(Task[LinearSpec]):
 
     def detect(self, prompt: str) -> LinearSpec | None:
         return detect_linear(prompt)
+
+    def proven_wrong(self, text: str, spec: LinearSpec, failure: Check) -> bool:
+        """A false equation or a wrong final value, in an answer that restates our equation."""
+        return proven_wrong(text, spec, failure)
 
     def spans(self, prompt: str, spec: LinearSpec) -> Sequence[Mask]:
         """The equation and the variable's mentions; everything else is compared as words."""

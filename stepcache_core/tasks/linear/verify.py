@@ -173,7 +173,9 @@ def verify_steps(steps: Sequence[str], cached: LinearSpec, spec: LinearSpec) -> 
 
 def check_integrity(text: str, spec: LinearSpec) -> Check:
     """The whole answer: readable, every equation linear and true at the solution, and a final
-    ``v = value`` / ``\\boxed{value}`` equal to the solution (rounded when the prompt asks)."""
+    ``v = value`` / ``\\boxed{value}`` equal to the solution (rounded when the prompt asks). A false
+    equation or a wrong final or boxed value is a proof (`Check.wrong`); an unreadable or
+    unfinished answer is not."""
     var = spec.variable
     reading = read_math(text, var)
     if reading.problems:
@@ -181,11 +183,12 @@ def check_integrity(text: str, spec: LinearSpec) -> Check:
     for rel in reading.relations:
         problem = relation_problem(rel, spec)
         if problem is not None:
-            return Check(False, problem)
+            return Check(False, problem, wrong=_is_false(rel, spec))
     for e in reading.expressions:
         value = constant_value(e.text, var) if e.boxed else spec.solution
         if value != spec.solution:
-            return Check(False, f"boxed {e.text} is not the solution {spec.solution_text}")
+            reason = f"boxed {e.text} is not the solution {spec.solution_text}"
+            return Check(False, reason, wrong=value is not None)
     final = final_value(reading, var)
     if final is None:
         return Check(False, f"no final '{var} = value' statement (truncated answer?)")
@@ -193,8 +196,30 @@ def check_integrity(text: str, spec: LinearSpec) -> Check:
         return Check(
             False,
             f"final answer {var} = {format_fraction(final[0])}, expected {spec.solution_text}",
+            wrong=True,
         )
     return PASS
+
+
+def _is_false(rel: Relation, spec: LinearSpec) -> bool:
+    """True when `rel` reads as a linear relation that is false at the solution (not merely
+    unreadable or non-linear)."""
+    try:
+        linear(rel.lhs, spec.variable), linear(rel.rhs, spec.variable)
+    except MathTextError:
+        return False
+    return True
+
+
+def proven_wrong(text: str, spec: LinearSpec, failure: Check) -> bool:
+    """True when `failure` proves the answer wrong *and* the answer starts from the very equation
+    the spec holds (its first equation restates it): the model read the problem as we did and
+    then erred. An answer that states another equation first may be right for a prompt we
+    misread, so it is never proven wrong."""
+    if not failure.wrong:
+        return False
+    relations = read_math(text, spec.variable).relations
+    return bool(relations) and _is_restated(relations[0], spec)
 
 
 def worth_patching(checks: Sequence[Check]) -> bool:
