@@ -335,6 +335,7 @@ class ChromaStore(StepStore):
             raise
         except Exception as exc:
             if self._path is not None:
+                _forget_failed_system(self._path)
                 raise StoreError(_unopenable(self._path, exc)) from exc
             if host is None or client is not None:
                 raise
@@ -822,6 +823,20 @@ def _unopenable(path: Path, exc: BaseException) -> str:
         "cache between processes, run a Chroma server (chroma run --path DIR --host 127.0.0.1 "
         "--port N) and use ChromaStore(host=..., port=...)."
     )
+
+
+def _forget_failed_system(path: Path) -> None:
+    """Drop what chromadb kept of a path it failed to open (1.5 keeps the half-started system of
+    a path and hands it to the next client of that path, which then fails too): once the damaged
+    directory is moved away, the same process can open a new store there."""
+    try:
+        from chromadb.api.shared_system_client import SharedSystemClient
+
+        key = str(path)
+        if SharedSystemClient._identifier_to_refcount.get(key, 0) <= 0:
+            SharedSystemClient._identifier_to_system.pop(key, None)
+    except Exception as exc:  # another chromadb version: nothing to forget, or not this way
+        log.debug("stepcache: could not reset chromadb's state for %s: %r", path, exc)
 
 
 #: Most vector hits one similarity query fetches per scope while looking past dropped rows.
