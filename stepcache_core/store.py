@@ -236,6 +236,43 @@ class InMemoryStore(StepStore):
             return sum(namespace in (None, e.namespace) for e, _ in self._entries.values())
 
 
+class UnavailableStore(StepStore):
+    """A store that could not be opened: every operation raises `StoreError` with the reason.
+
+    For callers that must not fail when the cache cannot be opened (a default store made for an
+    adapter): the engine turns each failure into a miss, so every call is answered uncached.
+    """
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def _fail(self) -> StoreError:
+        return StoreError(f"the cache is unavailable: {self.reason}")
+
+    def get(self, key: str) -> Entry | None:
+        raise self._fail()
+
+    def nearest(
+        self,
+        vector: Sequence[float],
+        namespace: str,
+        tenant: str,
+        context: str,
+        task: str | None,
+        k: int = 4,
+    ) -> list[Neighbour]:
+        raise self._fail()
+
+    def put(self, entry: Entry, vector: Sequence[float] | None) -> None:
+        raise self._fail()
+
+    def clear(self, namespace: str | None = None, tenant: str | None = None) -> int:
+        raise self._fail()
+
+    def count(self, namespace: str | None = None) -> int:
+        raise self._fail()
+
+
 def _cosine(a: Sequence[float], b: Sequence[float]) -> float:
     dot = sum(x * y for x, y in zip(a, b, strict=True))
     na = math.sqrt(sum(x * x for x in a))
@@ -1017,6 +1054,7 @@ __all__ = [
     "InMemoryStore",
     "Neighbour",
     "StepStore",
+    "UnavailableStore",
     "entry_key",
     "normalize_prompt",
 ]

@@ -12,8 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from stepcache_core import ChromaStore, Entry
-from stepcache_core.store import entry_key
+from stepcache_core import ChromaStore, Entry, StepCache, StoreError
+from stepcache_core import Path as CachePath
+from stepcache_core.store import UnavailableStore, entry_key
+
+from conftest import HashEmbedder, ScriptedBackend
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -99,8 +102,11 @@ def test_after_a_damaged_store_is_moved_away_the_same_process_opens_a_new_one(
 
 _RACER = """
 import sys, time
-from stepcache_core import ChromaStore, Entry
-from stepcache_core.store import entry_key
+from stepcache_core import ChromaStore, Entry, StepCache, StoreError
+from stepcache_core import Path as CachePath
+from stepcache_core.store import UnavailableStore, entry_key
+
+from conftest import HashEmbedder, ScriptedBackend
 path, start, me = sys.argv[1], float(sys.argv[2]), sys.argv[3]
 while time.time() < start:
     pass
@@ -149,3 +155,18 @@ def test_two_processes_creating_one_new_embedded_directory(tmp_path: Path) -> No
         assert _open_in_child(path).startswith("ok "), "the new directory is left unusable"
         shutil.rmtree(path)
     print(outcomes)
+
+
+def test_an_unavailable_store_answers_every_call_uncached(tmp_path: Path) -> None:
+    """What a default store that cannot be opened can be replaced with: calls go to the backend."""
+    store = UnavailableStore("cannot open the embedded Chroma store at '/x': damaged")
+    with pytest.raises(StoreError, match="damaged"):
+        store.get("k")
+    cache = StepCache(store, embedder=HashEmbedder(), tasks=[])
+    backend = ScriptedBackend(lambda prompt: f"answer to {prompt}")
+    for _ in range(2):
+        result = cache.generate("What is the capital of France?", backend)
+        assert result.text == "answer to What is the capital of France?"
+        assert result.path is CachePath.MISS
+        cache.flush()
+    assert backend.calls == 2
