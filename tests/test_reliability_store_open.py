@@ -102,11 +102,8 @@ def test_after_a_damaged_store_is_moved_away_the_same_process_opens_a_new_one(
 
 _RACER = """
 import sys, time
-from stepcache_core import ChromaStore, Entry, StepCache, StoreError
-from stepcache_core import Path as CachePath
-from stepcache_core.store import UnavailableStore, entry_key
-
-from conftest import HashEmbedder, ScriptedBackend
+from stepcache_core import ChromaStore, Entry, StoreError
+from stepcache_core.store import entry_key
 path, start, me = sys.argv[1], float(sys.argv[2]), sys.argv[3]
 while time.time() < start:
     pass
@@ -140,7 +137,10 @@ def test_two_processes_creating_one_new_embedded_directory(tmp_path: Path) -> No
             for i in range(2)
         ]
         try:
-            got = [p.communicate(timeout=120)[0].strip() for p in procs]
+            got = [
+                out.strip() or f"no output: {err[-1000:]}"
+                for out, err in (p.communicate(timeout=120) for p in procs)
+            ]
         finally:
             for p in procs:
                 if p.poll() is None:
