@@ -111,8 +111,20 @@ class ChromaServer:
         self.stop()
         raise StoreError(f"chroma server did not answer within {self.start_timeout} s")
 
+    def pause(self) -> None:
+        """SIGSTOP the server: it still accepts connections but answers nothing (a hung server,
+        for outage tests). `resume`, `stop` and `kill` undo it."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT a paused server."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
-        """Terminate the server (idempotent)."""
+        """Terminate the server (idempotent; a paused one too)."""
+        self.resume()
         proc, self._proc = self._proc, None
         if proc is not None and proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
@@ -125,6 +137,7 @@ class ChromaServer:
 
     def kill(self) -> None:
         """SIGKILL the server, as a crash would (for outage tests)."""
+        self.resume()
         proc, self._proc = self._proc, None
         if proc is not None and proc.poll() is None:
             proc.kill()

@@ -24,13 +24,14 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
 from stepcache_core.errors import ConfigError, SchemaVersionError, StoreError
+from stepcache_core.ratelimit import RateLimitedLog
 
 log = logging.getLogger("stepcache")
 T = TypeVar("T")
@@ -238,6 +239,43 @@ class InMemoryStore(StepStore):
             return sum(namespace in (None, e.namespace) for e, _ in self._entries.values())
 
 
+class UnavailableStore(StepStore):
+    """A store that could not be opened: every operation raises `StoreError` with the reason.
+
+    For callers that must not fail when the cache cannot be opened (a default store made for an
+    adapter): the engine turns each failure into a miss, so every call is answered uncached.
+    """
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def _fail(self) -> StoreError:
+        return StoreError(f"the cache is unavailable: {self.reason}")
+
+    def get(self, key: str) -> Entry | None:
+        raise self._fail()
+
+    def nearest(
+        self,
+        vector: Sequence[float],
+        namespace: str,
+        tenant: str,
+        context: str,
+        task: str | None,
+        k: int = 4,
+    ) -> list[Neighbour]:
+        raise self._fail()
+
+    def put(self, entry: Entry, vector: Sequence[float] | None) -> None:
+        raise self._fail()
+
+    def clear(self, namespace: str | None = None, tenant: str | None = None) -> int:
+        raise self._fail()
+
+    def count(self, namespace: str | None = None) -> int:
+        raise self._fail()
+
+
 def _cosine(a: Sequence[float], b: Sequence[float]) -> float:
     dot = sum(x * y for x, y in zip(a, b, strict=True))
     na = math.sqrt(sum(x * x for x in a))
@@ -259,9 +297,15 @@ class ChromaStore(StepStore):
 
     A ``PersistentClient`` is not safe across processes: several processes (or machines) share one
     cache through a Chroma server (``chroma run --path DIR --host 127.0.0.1 --port N``) and
-    ``host=``/``port=``. A server that is down when the store is made, or that goes away later,
-    makes every operation raise `StoreError` quickly (the engine turns that into a miss with a
-    logged warning); the store reconnects by itself, at most once per `retry_seconds`.
+    ``host=``/``port=``. Every request to a server, connecting and reconnecting included, runs in
+    a worker thread that the caller waits for at most `timeout` seconds: a server that is down,
+    unreachable or hung (accepting connections, never answering) makes operations raise
+    `StoreError` within `timeout` (the engine turns that into a miss), and for `retry_seconds`
+    after that at once, without a request. The store logs one warning per outage (at most one a
+    minute) and reconnects by itself, at most once per `retry_seconds`.
+
+    An embedded directory that cannot be opened (damaged, read-only, being created by another
+    process at the same instant) raises `StoreError` naming the path and the remedy.
 
     Args:
         path: directory of the embedded store (ignored with `host` or `client`).
@@ -270,12 +314,14 @@ class ChromaStore(StepStore):
             embedders never mix).
         client: a ready chromadb client (tests, custom settings).
         max_entries, ttl_seconds: bounds, see `Bounds`. Give every process the same values.
-        timeout: seconds a server request may take before it fails (None: no limit).
+        timeout: seconds a server request (connection included) may take before it fails
+            (None: no limit).
         retry_seconds: pause between reconnection attempts while the server is unreachable.
         clock: the wall clock used for TTLs (entries carry their `created_at`).
 
     Raises:
         SchemaVersionError: the collection was written by another StepCache schema version.
+        StoreError: the embedded directory cannot be opened.
     """
 
     def __init__(
@@ -307,10 +353,16 @@ class ChromaStore(StepStore):
         self._registry_handle: Any = None
         self._scopes: dict[str, Any] = {}  # scope collection name -> handle (this process)
         self._registered: set[str] = set()  # scope collections this process put in the registry
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # held while connecting
+        self._state_lock = threading.Lock()  # held while dropping a lost connection
         self._searchers: ThreadPoolExecutor | None = None  # parallel queries over scopes
         self._next_attempt = 0.0
         self._last_purge = -math.inf
+        # Server requests run in worker threads the caller waits for at most `timeout` seconds.
+        self._bounded = host is not None and client is None and timeout is not None
+        self._connecting: Future[tuple[Any, Any, Any]] | None = None  # a connection in flight
+        self._down = False  # the last request or connection failed: the server is unreachable
+        self._warnings = RateLimitedLog(log, _WARN_INTERVAL_S)
         if client is None and host is None:
             if path is None:
                 raise StoreError("ChromaStore needs a path (embedded) or a host (server)")
@@ -322,43 +374,71 @@ class ChromaStore(StepStore):
         except SchemaVersionError:
             raise
         except Exception as exc:
+            if self._path is not None:
+                _forget_failed_system(self._path)
+                raise StoreError(_unopenable(self._path, exc)) from exc
             if host is None or client is not None:
                 raise
-            log.warning(
-                "stepcache: chroma server %s:%s unreachable, running without the cache until it "
-                "answers: %s",
-                host,
-                port,
-                exc,
-            )
-            self._next_attempt = time.monotonic() + retry_seconds
+            self._went_down("unreachable", exc)
 
     # ---------------------------------------------------------------- connection
 
     def _connect(self) -> Any:
+        """Open the client (when needed) and the main and registry collections; install them."""
+        if self._bounded:
+            client, handle, registry = self._await_connection()
+        else:
+            client, handle, registry = self._open_store(self._client)
+        self._client, self._registry_handle = client, registry
+        self._collection_handle = handle
+        return handle
+
+    def _await_connection(self) -> tuple[Any, Any, Any]:
+        """A new server connection, waited for at most `timeout` seconds.
+
+        A connection that did not finish in time stays in flight (chromadb's first request has
+        no timeout and cannot be cancelled); the next attempt waits for that same one instead of
+        starting another, so a hung server holds at most one connecting thread per store.
+        """
+        pending = self._connecting
+        if pending is None:
+            pending = self._connecting = _in_thread(partial(self._open_store, None))
+        try:
+            result = pending.result(self._timeout)
+        except TimeoutError:
+            raise _NoAnswer(f"no answer within {self._timeout:g} s") from None
+        except BaseException:
+            self._connecting = None
+            raise
+        self._connecting = None
+        return result
+
+    def _open_store(self, client: Any) -> tuple[Any, Any, Any]:
+        """`client` (a new one when None) with the main and registry collections opened."""
+        if client is None:
+            client = self._new_client()
+        handle = self._open(client, self._name, "l2")
+        registry = self._open(client, self._registry_name, "l2", main=self._name)
+        return client, handle, registry
+
+    def _new_client(self) -> Any:
         import chromadb
         from chromadb.config import Settings
 
         settings = Settings(anonymized_telemetry=False)
-        if self._client is None:
-            if self._host is not None:
-                # Fail fast on a dead or black-holed address before chromadb's unbounded requests.
-                socket.create_connection((self._host, self._port), timeout=self._timeout).close()
-                client = chromadb.HttpClient(host=self._host, port=self._port, settings=settings)
-                _set_timeout(client, self._timeout)
-            else:
-                assert self._path is not None
-                self._path.mkdir(parents=True, exist_ok=True)
-                client = chromadb.PersistentClient(path=str(self._path), settings=settings)
-            self._client = client
-        handle = self._open(self._name, "l2")
-        self._registry_handle = self._open(self._registry_name, "l2", main=self._name)
-        self._collection_handle = handle
-        return handle
+        if self._host is not None:
+            # Fail fast on a dead or black-holed address before chromadb's unbounded requests.
+            socket.create_connection((self._host, self._port), timeout=self._timeout).close()
+            client = chromadb.HttpClient(host=self._host, port=self._port, settings=settings)
+            _set_timeout(client, self._timeout)
+            return client
+        assert self._path is not None
+        self._path.mkdir(parents=True, exist_ok=True)
+        return chromadb.PersistentClient(path=str(self._path), settings=settings)
 
-    def _open(self, name: str, space: str, **extra: str) -> Any:
+    def _open(self, client: Any, name: str, space: str, **extra: str) -> Any:
         """Get or create a collection of this store and check its schema version."""
-        handle = self._client.get_or_create_collection(
+        handle = client.get_or_create_collection(
             name,
             embedding_function=None,
             configuration={"hnsw": {"space": space}},
@@ -383,19 +463,58 @@ class ChromaStore(StepStore):
                     f"{self._next_attempt - now:.1f} s)"
                 )
             try:
-                return self._connect()
+                handle = self._connect()
             except SchemaVersionError:
                 raise
             except Exception as exc:
-                self._next_attempt = time.monotonic() + self._retry_seconds
+                self._went_down("unreachable", exc)
                 raise StoreError(
                     f"chroma server {self._host}:{self._port} unreachable: {exc}"
                 ) from exc
+            if self._down:
+                self._down = False
+                self._warnings.reset("server")
+                log.info("stepcache: chroma server %s:%s answers again", self._host, self._port)
+            return handle
+
+    def _went_down(self, how: str, exc: BaseException) -> None:
+        """Drop the connection; retry it in `retry_seconds`; warn once per outage."""
+        with self._state_lock:
+            self._collection_handle = None
+            self._registry_handle = None
+            self._scopes.clear()
+            self._registered.clear()
+            self._client = None
+            self._next_attempt = time.monotonic() + self._retry_seconds
+            self._down = True
+        self._warnings.warning(
+            "server",
+            "stepcache: chroma server %s:%s %s, running without the cache until it answers "
+            "(retried at most every %g s): %s",
+            self._host,
+            self._port,
+            how,
+            self._retry_seconds,
+            exc,
+        )
+
+    def _call(self, fn: Callable[[], T]) -> T:
+        """`fn()`, waited for at most `timeout` seconds when talking to a server."""
+        if not self._bounded:
+            return fn()
+        try:
+            return _in_thread(fn).result(self._timeout)
+        except TimeoutError:
+            raise _NoAnswer(f"no answer within {self._timeout:g} s") from None
 
     def _guard(self, what: str, fn: Callable[[], T], scope: str | None = None) -> T:
-        """Run `fn`; a server that went away is reconnected to on a later call."""
+        """Run `fn` (bounded by `timeout`); a server that went away or hangs is reconnected to
+        on a later call."""
         try:
-            return fn()
+            return self._call(fn)
+        except _NoAnswer as exc:
+            self._went_down("not answering", exc)
+            raise StoreError(f"chroma {what} failed, server not answering: {exc}") from exc
         except Exception as exc:
             if scope is not None and _not_found(exc):
                 # A scope collection dropped behind this process's back: look it up again later.
@@ -403,12 +522,7 @@ class ChromaStore(StepStore):
                 self._registered.discard(scope)
                 raise StoreError(f"chroma {what} failed, scope collection gone: {exc}") from exc
             if self._host is not None and _lost_server(exc):
-                with self._lock:
-                    self._collection_handle = None
-                    self._registry_handle = None
-                    self._scopes.clear()
-                    self._registered.clear()
-                    self._client = None
+                self._went_down("unreachable", exc)
                 raise StoreError(f"chroma {what} failed, server unreachable: {exc}") from exc
             raise
 
@@ -468,8 +582,11 @@ class ChromaStore(StepStore):
         handle = self._scopes.get(name)
         if handle is None:
             self._collection  # noqa: B018 - connects when needed
+            client = self._client
+            if client is None:
+                raise StoreError("chroma client unavailable (reconnecting)")
             handle = self._guard(
-                "create scope", lambda: self._open(name, "cosine", main=self._name)
+                "create scope", lambda: self._open(client, name, "cosine", main=self._name)
             )
             self._scopes[name] = handle
         return handle
@@ -713,6 +830,55 @@ class ChromaStore(StepStore):
         return len(got["ids"])
 
 
+#: At most one "server unreachable" warning per this many seconds per store.
+_WARN_INTERVAL_S = 60.0
+
+
+class _NoAnswer(StoreError):
+    """A server request (or connection) did not finish within the store's timeout."""
+
+
+def _in_thread(fn: Callable[[], T]) -> Future[T]:
+    """Run `fn` in a daemon thread: a caller may stop waiting for a hung request (chromadb's
+    requests cannot be cancelled) without that thread holding up the interpreter's exit."""
+    future: Future[T] = Future()
+
+    def run() -> None:
+        if future.set_running_or_notify_cancel():
+            try:
+                future.set_result(fn())
+            except BaseException as exc:  # handed to the waiting caller
+                future.set_exception(exc)
+
+    threading.Thread(target=run, name="stepcache-chroma", daemon=True).start()
+    return future
+
+
+def _unopenable(path: Path, exc: BaseException) -> str:
+    """The message of an embedded store that cannot be opened: the path and the remedies."""
+    return (
+        f"cannot open the embedded Chroma store at {str(path)!r}: {exc}. If the directory is "
+        "damaged or read-only, move it away (StepCache creates a new, empty cache in its "
+        "place) or fix its permissions. An embedded store is for one process: to share one "
+        "cache between processes, run a Chroma server (chroma run --path DIR --host 127.0.0.1 "
+        "--port N) and use ChromaStore(host=..., port=...)."
+    )
+
+
+def _forget_failed_system(path: Path) -> None:
+    """Drop what chromadb kept of a path it failed to open (1.5 keeps the half-started system of
+    a path and hands it to the next client of that path, which then fails too): once the damaged
+    directory is moved away, the same process can open a new store there."""
+    try:
+        from chromadb.api.shared_system_client import SharedSystemClient
+
+        key = str(path)
+        if SharedSystemClient._identifier_to_refcount.get(key, 0) <= 0:
+            SharedSystemClient._identifier_to_system.pop(key, None)
+    except Exception as exc:  # another chromadb version: nothing to forget, or not this way
+        log.debug("stepcache: could not reset chromadb's state for %s: %r", path, exc)
+
+
 #: Most vector hits one similarity query fetches per scope while looking past dropped rows.
 _MAX_FETCH = 256
 
@@ -896,6 +1062,7 @@ __all__ = [
     "InMemoryStore",
     "Neighbour",
     "StepStore",
+    "UnavailableStore",
     "entry_key",
     "normalize_prompt",
 ]
