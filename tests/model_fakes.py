@@ -70,7 +70,7 @@ _VALUES = {
 
 
 def json_answer(prompt: str) -> str:
-    match = _KEYS.search(prompt)
+    match = _KEYS.search(re.sub(r"\s*\((?:string|integer|number|boolean)\)", "", prompt))
     keys = re.split(r"\s*(?:,|and)\s*", match.group(1)) if match else []
     wanted = re.search(r"exactly these keys: ([a-z_, \"]+)", prompt)
     if wanted:  # a patch prompt asking for specific keys

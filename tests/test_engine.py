@@ -73,11 +73,15 @@ def test_miss_then_exact_hit_skips_embedding_and_backend() -> None:
     embedder = cache.embedder
     assert isinstance(embedder, CountingEmbedder)
     before = embedder.calls
-    second = cache.generate("List the first 3   multiples of 4.", backend)
+    second = cache.generate("List the first 3 multiples of 4.", backend)
     assert second.path is Path.EXACT
     assert second.text == first.text
     assert backend.calls == 1 and embedder.calls == before
     assert second.backend_calls == 0 and second.total_tokens == 0
+    # Whitespace is part of the prompt a task reads: another spacing is not the same request
+    # (the exact tier never merges two prompts).
+    spaced = cache.generate("List the first 3   multiples of 4.", backend)
+    assert spaced.path is not Path.EXACT
 
 
 def test_reworded_request_is_reused_without_backend() -> None:

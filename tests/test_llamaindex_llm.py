@@ -433,8 +433,9 @@ def test_mock_llm_answers_math_prompts_it_cannot_solve(cache: StepCache) -> None
     llm = StepCacheLLM(llm=MockLLM(max_tokens=4), cache=cache)  # answers "text text text text"
     out = llm.complete(MATH)
     assert out.raw["stepcache"]["task"] == "linear_equation"  # type: ignore[index]
-    # the engine repairs the useless answer with the task's deterministic fallback
-    assert out.text.rstrip().endswith("x = 5") and out.raw["stepcache"]["verified"]  # type: ignore[index]
+    # Never worse than the model: an answer its task cannot prove wrong (no equation, no value)
+    # is served as the model wrote it, marked unverified, and is never rewritten.
+    assert out.text == "text text text text" and not out.raw["stepcache"]["verified"]  # type: ignore[index]
 
 
 # ---------------------------------------------------------------------------- chat

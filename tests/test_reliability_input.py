@@ -182,7 +182,8 @@ def test_nan_inf_huge_and_odd_numbers_never_crash_or_serve_wrong(prompt: str) ->
 def test_a_model_answer_with_a_stray_backslash_does_not_crash_the_call(answer: str) -> None:
     cache = builtin_cache()
     result = cache.generate("Solve 3x + 5 = 20", ScriptedBackend(lambda p: answer))
-    assert LINEAR.integrity(result.text, detect_linear("Solve 3x + 5 = 20")).ok  # type: ignore[arg-type]
+    # Unreadable is not proven wrong: the model's answer is served as written, unverified.
+    assert result.text == answer and not result.verified
 
 
 def test_unicode_and_surrogates_never_break_the_call(store: StepStore) -> None:

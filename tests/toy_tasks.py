@@ -29,7 +29,7 @@ class MultiplesTask(Task[MultiplesSpec]):
     """Answers are lines `i x k = i*k` for i = 1..n; each line is a step."""
 
     name = "multiples"
-    lexicon = SHARED_LEXICON | Lexicon.of("list", "write out", "give", "show", "the", "me")
+    lexicon = SHARED_LEXICON | Lexicon.of("list", "write", "write out", "give", "show", "the", "me")
 
     def detect(self, prompt: str) -> MultiplesSpec | None:
         m = _PROMPT.search(prompt)

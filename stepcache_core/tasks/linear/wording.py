@@ -41,6 +41,8 @@ LINEAR_LEXICON = SHARED_LEXICON | Lexicon.of(
     "find the value of <v>",
     "find the value of <v> if",
     "find the value of <v> in",
+    "find <v> such that",
+    "such that",
     "determine <v>",
     "determine the value of <v>",
     "work out <v>",
