@@ -247,6 +247,11 @@ def _generate_verified(
             text, path, tuple(assemble(text)), task=task.name, verified=True, reason=reason
         )
     own_steps = task.segment(text)
+    if completion.finish_reason == "length" and not integrity.wrong:
+        # The backend says it stopped at its token limit: the answer is unfinished for certain;
+        # the task still decides whether its parse is certain enough to finish it.
+        stopped = f"{integrity.reason}; the backend stopped at its token limit"
+        integrity = Check(False, stopped, wrong=True)
     if not task.proven_wrong(text, spec, integrity):
         # Never worse than the model: an answer the task cannot prove wrong is served as the
         # model wrote it, unverified; it answers exact repeats but is never a template.
