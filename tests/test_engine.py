@@ -406,6 +406,28 @@ def test_async_on_step_streams_too() -> None:
     assert "".join(got) == text == multiples_answer(4, 5)
 
 
+class SlowWrites(InMemoryStore):
+    """An in-memory store whose writes take a while, like a remote store under load."""
+
+    def put(self, entry: Any, vector: Any) -> None:
+        time.sleep(0.3)
+        super().put(entry, vector)
+
+
+def test_a_shaped_request_right_after_a_miss_is_reused_before_its_write_lands() -> None:
+    from stepcache_core import LinearEquationTask
+
+    from model_fakes import fake_model
+
+    cache = StepCache(SlowWrites(), embedder=CountingEmbedder(), tasks=[LinearEquationTask()])
+    model = fake_model()
+    cache.generate("Solve 3x + 5 = 20 for x.", model)
+    served = cache.generate("Solve 3y + 5 = 20 for y.", model)  # the first write is in flight
+    assert served.path is Path.REUSE and "embed" not in served.timings
+    assert served.cached_prompt == "Solve 3x + 5 = 20 for x." and model.calls == 1
+    cache.flush()
+
+
 def test_a_request_shaped_like_a_cached_one_is_reused_without_an_embedding() -> None:
     from stepcache_core import LinearEquationTask
 

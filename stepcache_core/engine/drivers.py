@@ -35,7 +35,7 @@ from stepcache_core.engine.effects import (
 )
 from stepcache_core.engine.request import Request
 from stepcache_core.engine.writer import WRITE_WAIT_S, Writer
-from stepcache_core.store import StepStore
+from stepcache_core.store import Entry, StepStore
 from stepcache_core.tasks.base import Assemble, Generate, Task
 from stepcache_core.types import Completion, Path, Result, StepOrigin, StepOutcome
 
@@ -232,7 +232,7 @@ class Drivers:
     def _job(self, effect: CacheIo) -> _Job | None:
         """The blocking call that carries out a cache I/O effect (None: nothing to do)."""
         if isinstance(effect, Read):
-            return _Job("lookup", "exact lookup", self.store.get_many, (list(effect.keys),))
+            return _Job("lookup", "exact lookup", self._read, (list(effect.keys),))
         if isinstance(effect, Embed):
             return _Job("embed", "embedding", self.embedder.embed, (effect.prompt,))
         if isinstance(effect, Nearest):
@@ -242,6 +242,13 @@ class Drivers:
         if isinstance(effect, Settle) and self.writer.has_pending():
             return _Job("lookup", "pending writes", self.writer.flush, (WRITE_WAIT_S,))
         return None
+
+    def _read(self, keys: list[str]) -> dict[str, Entry]:
+        """Entries by key: those still waiting for their background write from memory, the
+        rest from the store in one call."""
+        held = self.writer.unwritten(keys)
+        rest = [k for k in keys if k not in held]
+        return {**(self.store.get_many(rest) if rest else {}), **held}
 
     def _writer_state(self, effect: Recall | Forget | Store) -> Any:
         """Carry out an effect on the writer's in-process state (quick, under its lock)."""

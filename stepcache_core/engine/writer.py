@@ -84,6 +84,8 @@ class Writer:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(1, thread_name_prefix="stepcache-store")
             self._unwritten[entry.key] = entry
+            if entry.reusable:  # a shaped request right after this one finds it in memory
+                self._index(entry.key, shapes)
             future = self._pool.submit(self.write, entry, shapes, vector)
             self._pending.add(future)
         future.add_done_callback(lambda done: self._written(done, entry))
@@ -105,20 +107,28 @@ class Writer:
         index a reusable one under `shapes`. The entry written, or None."""
         if entry.reusable and vector is None:
             vector = self._attempt("embedding", self._embedder.embed, entry.prompt)
-            if vector is None:
-                return None
-        if not self._attempt("store write", _put, self._store, entry, vector):
+        if (entry.reusable and vector is None) or not self._attempt(
+            "store write", _put, self._store, entry, vector
+        ):
+            self.forget(shapes, entry.key)
             return None
-        if entry.reusable and shapes:
+        if entry.reusable:
             with self._lock:
-                for shape in shapes:
-                    keys = self._shapes.pop(shape, [])
-                    self._shapes[shape] = [entry.key, *(k for k in keys if k != entry.key)][
-                        :SHAPE_DEPTH
-                    ]
-                while len(self._shapes) > MAX_SHAPES:
-                    self._shapes.popitem(last=False)
+                self._index(entry.key, shapes)
         return entry
+
+    def unwritten(self, keys: Sequence[str]) -> dict[str, Entry]:
+        """The entries under `keys` still waiting for their write (read your own writes)."""
+        with self._lock:
+            return {k: self._unwritten[k] for k in keys if k in self._unwritten}
+
+    def _index(self, key: str, shapes: Sequence[str]) -> None:
+        """Make `key` the newest entry of each of `shapes` (call with the lock held)."""
+        for shape in shapes:
+            keys = self._shapes.pop(shape, [])
+            self._shapes[shape] = [key, *(k for k in keys if k != key)][:SHAPE_DEPTH]
+        while len(self._shapes) > MAX_SHAPES:
+            self._shapes.popitem(last=False)
 
     def _attempt(self, what: str, fn: Callable[..., T], *args: Any) -> T | None:
         """Run a cache operation; on failure log a warning and degrade to a miss (None)."""
