@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Literal, TypedDict, TypeVar
 
 from langchain_core.load import dumps, loads
-from langchain_core.messages import BaseMessage, HumanMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 
 T = TypeVar("T")
 
@@ -48,8 +48,8 @@ def query_from_messages(messages: Sequence[BaseMessage]) -> Query | None:
         return None
     asked = messages[index]
     rest = "" if isinstance(asked.content, str) else [b for b in asked.content if not _is_text(b)]
-    shape = [m.model_copy(update={"id": None}) for m in messages]
-    shape[index] = asked.model_copy(update={"id": None, "content": rest})
+    shape = [_sent(m) for m in messages]
+    shape[index] = _sent(asked).model_copy(update={"content": rest})
     digest = hashlib.sha256(dumps(shape).encode("utf-8")).hexdigest()
     return Query(asked.text, f"chat:{digest[:40]}", tuple(messages), index)
 
@@ -88,6 +88,16 @@ def load_list(text: str, allowed: Literal["core", "messages"], kind: type[T]) ->
 def namespace_of(llm_string: str) -> str:
     """A compact namespace for a model identity (the llm_string may be kilobytes long)."""
     return "langchain:" + hashlib.sha256(llm_string.encode("utf-8")).hexdigest()[:40]
+
+
+def _sent(message: BaseMessage) -> BaseMessage:
+    """`message` as far as the model sees it: no id, usage or response metadata (a cache hit's
+    zero cost must not make the next turn a different conversation)."""
+    if isinstance(message, AIMessage):
+        return message.model_copy(
+            update={"id": None, "usage_metadata": None, "response_metadata": {}}
+        )
+    return message.model_copy(update={"id": None})
 
 
 def _is_text(block: object) -> bool:

@@ -6,13 +6,19 @@ from typing import Any
 
 from langchain_core.caches import BaseCache
 from langchain_core.language_models import BaseChatModel, BaseLLM
-from langchain_core.load import dumps
 from langchain_core.messages import AIMessage
 from langchain_core.outputs import ChatGeneration, Generation
 
 from stepcache_core import Result, StepCache
+from stepcache_core.exact import get_exact, put_exact
 from stepcache_langchain._prompt import Query, load_list, namespace_of, query_from_prompt, warned
 from stepcache_langchain.backend import LangChainBackend
+from stepcache_langchain.exact import (
+    exact_only_llm_string,
+    from_payload,
+    more_than_text,
+    to_payload,
+)
 
 
 @dataclass(eq=False)
@@ -46,31 +52,58 @@ class StepCacheLLMCache(BaseCache):
     def lookup(self, prompt: str, llm_string: str) -> list[Generation] | None:
         """Generations for `prompt`: stored (exact), reused or patched; None on a miss."""
         with warned("lookup failed, treated as a miss"):
-            if (query := query_from_prompt(prompt)) is not None:
-                result = self.step_cache.lookup(query.text, **self._args(query, llm_string))
-                return None if result is None else _generations(result, query)
+            if (query := query_from_prompt(prompt)) is None:
+                return None
+            if exact_only_llm_string(llm_string):
+                return self._exact(query, llm_string)
+            result = self.step_cache.lookup(query.text, **self._args(query, llm_string))
+            return None if result is None else _generations(result, query)
         return None
 
     async def alookup(self, prompt: str, llm_string: str) -> list[Generation] | None:
         """Async `lookup` (patch calls are awaited)."""
         with warned("lookup failed, treated as a miss"):
-            if (query := query_from_prompt(prompt)) is not None:
-                result = await self.step_cache.alookup(query.text, **self._args(query, llm_string))
-                return None if result is None else _generations(result, query)
+            if (query := query_from_prompt(prompt)) is None:
+                return None
+            if exact_only_llm_string(llm_string):
+                return self._exact(query, llm_string)
+            result = await self.step_cache.alookup(query.text, **self._args(query, llm_string))
+            return None if result is None else _generations(result, query)
         return None
 
     def update(self, prompt: str, llm_string: str, return_val: Sequence[Generation]) -> None:
-        """Store the model's answer; the generations themselves are kept for exact repeats."""
+        """Store the model's answer; the generations themselves are kept for exact repeats.
+
+        An answer to an exact-only request, or one with tool calls or non-text content, is
+        stored only when its generations round-trip unchanged, and for that very request only.
+        """
         with warned("update failed, the answer is not cached"):
-            if (query := query_from_prompt(prompt)) is not None and return_val:
-                payload = dumps(list(return_val))
-                scope = query.scope(llm_string, self.tenant)
+            if (query := query_from_prompt(prompt)) is None or not return_val:
+                return
+            scope = query.scope(llm_string, self.tenant)
+            payload = to_payload(return_val)
+            if exact_only_llm_string(llm_string) or more_than_text(return_val):
+                if payload is not None:  # lossless or not at all
+                    put_exact(self.step_cache, query.text, return_val[0].text, payload, **scope)
+            else:  # without a lossless payload an exact repeat gets the text back
                 self.step_cache.put(query.text, return_val[0].text, payload=payload, **scope)
 
     def clear(self, *, llm_string: str | None = None, **kwargs: Any) -> None:
         """Delete this tenant's entries; `llm_string` limits it to one model's answers."""
         namespace = None if llm_string is None else namespace_of(llm_string)
         self.step_cache.clear(namespace=namespace, tenant=self.tenant)
+
+    def _exact(self, query: Query, llm_string: str) -> list[Generation] | None:
+        """The stored answer of this very exact-only request (tools or a response format bound),
+        unchanged but for ``generation_info["stepcache"]``; else None: the model answers."""
+        found = get_exact(self.step_cache, query.text, **query.scope(llm_string, self.tenant))
+        if found is None or found.payload is None:
+            return None
+        meta = {"stepcache": found.summary()}
+        return [
+            g.model_copy(update={"generation_info": {**(g.generation_info or {}), **meta}})
+            for g in from_payload(found.payload)
+        ]
 
     def _args(self, query: Query, llm_string: str) -> dict[str, Any]:
         """The engine's lookup arguments: the scope, and the patch model as a backend."""

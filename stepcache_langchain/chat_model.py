@@ -1,18 +1,21 @@
 """A chat model that answers through StepCache, with any LangChain chat model as its backend."""
 
-from collections.abc import AsyncIterator, Iterator, Mapping
-from typing import Any
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from typing import Any, cast
 
 from langchain_core.caches import BaseCache
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
-from langchain_core.language_models import BaseChatModel
+from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, UsageMetadata
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.runnables import Runnable
 from pydantic import Field
 
 from stepcache_core import Path, Result, StepCache, StepOutcome
-from stepcache_langchain._prompt import Scope, query_from_messages
+from stepcache_core.exact import get_exact, passed_through, put_exact
+from stepcache_langchain._prompt import Scope, query_from_messages, warned
 from stepcache_langchain.backend import LangChainBackend, child_callbacks
+from stepcache_langchain.exact import exact_only_kwargs, from_payload, rebound, to_payload
 
 
 class StepCacheChatModel(BaseChatModel):
@@ -59,6 +62,13 @@ class StepCacheChatModel(BaseChatModel):
         backend, text, scope = self._prepare(messages, run_manager, stop=stop, **kwargs)
         if scope is None:  # nothing to key the cache on: the model answers directly
             return _reply(backend.model.invoke(messages, backend.config, **backend.kwargs))
+        if exact_only_kwargs(kwargs):
+            return self._exact(text, scope, kwargs) or self._keep(
+                text,
+                scope,
+                kwargs,
+                backend.model.invoke(messages, backend.config, **backend.kwargs),
+            )
         return _reply(_served(self.step_cache.generate(text, backend, **scope), backend))
 
     async def _agenerate(
@@ -71,6 +81,13 @@ class StepCacheChatModel(BaseChatModel):
         backend, text, scope = self._prepare(messages, run_manager, stop=stop, **kwargs)
         if scope is None:
             return _reply(await backend.model.ainvoke(messages, backend.config, **backend.kwargs))
+        if exact_only_kwargs(kwargs):
+            return self._exact(text, scope, kwargs) or self._keep(
+                text,
+                scope,
+                kwargs,
+                await backend.model.ainvoke(messages, backend.config, **backend.kwargs),
+            )
         return _reply(_served(await self.step_cache.agenerate(text, backend, **scope), backend))
 
     def _stream(
@@ -81,9 +98,13 @@ class StepCacheChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
         backend, text, scope = self._prepare(messages, run_manager, stop=stop, **kwargs)
-        if scope is not None:
+        if scope is not None and exact_only_kwargs(kwargs):  # one chunk: the whole answer
+            chunks: Iterator[ChatGenerationChunk] = iter(
+                [_chunked_result(self._generate(messages, stop, run_manager, **kwargs))]
+            )
+        elif scope is not None:
             items = self.step_cache.stream(text, backend, **scope)
-            chunks: Iterator[ChatGenerationChunk] = (_chunk(item, backend) for item in items)
+            chunks = (_chunk(item, backend) for item in items)
         else:  # nothing to key the cache on: the model's own stream
             chunks = map(_chunked, backend.model.stream(messages, backend.config, **backend.kwargs))
         for chunk in chunks:
@@ -99,7 +120,11 @@ class StepCacheChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
         backend, text, scope = self._prepare(messages, run_manager, stop=stop, **kwargs)
-        if scope is not None:
+        chunks: AsyncIterator[ChatGenerationChunk]
+        if scope is not None and exact_only_kwargs(kwargs):
+            whole = _chunked_result(await self._agenerate(messages, stop, run_manager, **kwargs))
+            chunks = _one(whole)
+        elif scope is not None:
             items = self.step_cache.astream(text, backend, **scope)
             chunks = (_chunk(item, backend) async for item in items)
         else:
@@ -109,6 +134,53 @@ class StepCacheChatModel(BaseChatModel):
             if run_manager:
                 await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
             yield chunk
+
+    def bind_tools(
+        self, tools: Sequence[Any], *, tool_choice: Any = None, **kwargs: Any
+    ) -> Runnable[LanguageModelInput, AIMessage]:
+        """The wrapped model's `bind_tools`, answered through this model (exact-only caching)."""
+        bound = self.model.bind_tools(tools, tool_choice=tool_choice, **kwargs)
+        return cast(Runnable[LanguageModelInput, AIMessage], self._through_self(bound))
+
+    def with_structured_output(
+        self, schema: Any, *, include_raw: bool = False, **kwargs: Any
+    ) -> Runnable[LanguageModelInput, Any]:
+        """The wrapped model's `with_structured_output` (any method, `include_raw` too), its
+        model calls answered through this model (exact-only caching)."""
+        structured = self.model.with_structured_output(schema, include_raw=include_raw, **kwargs)
+        return cast(Runnable[LanguageModelInput, Any], self._through_self(structured))
+
+    def _through_self(self, runnable: Runnable[Any, Any]) -> Runnable[Any, Any]:
+        """`runnable` (built by the wrapped model) with this model in the wrapped model's place."""
+        swapped = rebound(runnable, self.model, self)
+        if swapped is runnable:
+            raise NotImplementedError(
+                f"{type(self.model).__name__} built a runnable StepCache cannot route through "
+                "the cache; call the wrapped model directly"
+            )
+        return cast(Runnable[Any, Any], swapped)
+
+    def _exact(self, text: str, scope: Scope, kwargs: dict[str, Any]) -> ChatResult | None:
+        """The stored answer of this very request (tools or a response format bound), or None."""
+        with warned("exact lookup failed, the model answers"):
+            found = get_exact(self.step_cache, text, **scope)
+            if found is not None and found.payload is not None:
+                generations = from_payload(found.payload, kwargs.get("response_format"))
+                return _reply(cast(ChatGeneration, generations[0]).message, found)
+        return None
+
+    def _keep(
+        self, text: str, scope: Scope, kwargs: dict[str, Any], message: BaseMessage
+    ) -> ChatResult:
+        """Store the model's answer to an exact-only request if it round-trips; return it."""
+        why = "tools or response format bound: exact-only, answered by the model"
+        with warned("exact store failed, the answer is not cached"):
+            payload = to_payload([ChatGeneration(message=message)], kwargs.get("response_format"))
+            if payload is not None:
+                put_exact(self.step_cache, text, message.text, payload, **scope)
+            else:
+                why += " (not stored: it does not serialize losslessly)"
+        return _reply(message, passed_through(why))
 
     def _prepare(
         self, messages: list[BaseMessage], run_manager: Any, **kwargs: Any
@@ -137,9 +209,22 @@ def _served(result: Result, backend: LangChainBackend[Any]) -> AIMessage:
     return AIMessage(content=result.text, response_metadata=meta, usage_metadata=usage)
 
 
-def _reply(message: BaseMessage) -> ChatResult:
-    """`message` as the `ChatResult` LangChain expects."""
-    return ChatResult(generations=[ChatGeneration(message=message)])
+def _reply(message: BaseMessage, exact: Result | None = None) -> ChatResult:
+    """`message` as the `ChatResult` LangChain expects; an exact-only request's `exact` result
+    goes to ``generation_info["stepcache"]``, the message itself unchanged."""
+    info = None if exact is None else {"stepcache": exact.summary()}
+    return ChatResult(generations=[ChatGeneration(message=message, generation_info=info)])
+
+
+def _chunked_result(result: ChatResult) -> ChatGenerationChunk:
+    """A whole `ChatResult` as one stream chunk, its generation info kept."""
+    generation = result.generations[0]
+    chunk = _chunked(generation.message)
+    return ChatGenerationChunk(message=chunk.message, generation_info=generation.generation_info)
+
+
+async def _one(chunk: ChatGenerationChunk) -> AsyncIterator[ChatGenerationChunk]:
+    yield chunk
 
 
 def _chunk(item: StepOutcome | Result, backend: LangChainBackend[Any]) -> ChatGenerationChunk:

@@ -7,6 +7,7 @@ Settings.llm = StepCacheLLM(llm=Settings.llm, cache=StepCache())
 from stepcache_llamaindex.llm import (
     GENERATION_FIELDS,
     LlamaIndexBackend,
+    StepCacheFunctionCallingLLM,
     StepCacheLLM,
     model_namespace,
     split_chat,
@@ -15,6 +16,7 @@ from stepcache_llamaindex.llm import (
 __all__ = [
     "GENERATION_FIELDS",
     "LlamaIndexBackend",
+    "StepCacheFunctionCallingLLM",
     "StepCacheLLM",
     "model_namespace",
     "split_chat",

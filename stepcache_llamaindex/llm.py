@@ -8,7 +8,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Generator,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from contextlib import contextmanager, suppress
 from contextvars import ContextVar
 from typing import Any, TypeVar, cast
@@ -29,6 +38,7 @@ from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.core.callbacks import CallbackManager
 from llama_index.core.llms import LLM
 from llama_index.core.llms import callbacks as llm_callbacks
+from llama_index.core.llms.function_calling import FunctionCallingLLM
 
 from stepcache_core import (
     Backend,
@@ -40,9 +50,12 @@ from stepcache_core import (
     StepOutcome,
     TextListener,
 )
+from stepcache_core.exact import get_exact, passed_through, put_exact
 from stepcache_core.streaming import StepOrResult, astream_steps, stream_steps
+from stepcache_llamaindex.exact import decode, encode, exact_only, structured, with_summary
 
 F = TypeVar("F", bound=Callable[..., Any])
+R = TypeVar("R")
 OnStep = Callable[[StepOutcome], None] | None
 _Response = CompletionResponse | ChatResponse
 #: A completion's prompt or a chat's messages.
@@ -270,6 +283,16 @@ class StepCacheLLM(LLM):
     """
 
     llm: LLM = Field(description="The wrapped model: answers misses, patches and repairs.")
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> StepCacheLLM:
+        """A `StepCacheFunctionCallingLLM` when the wrapped model calls functions (its class and
+        its metadata say so), else a plain `StepCacheLLM`."""
+        llm = kwargs.get("llm", args[0] if args else None)
+        calls = isinstance(llm, FunctionCallingLLM) and llm.metadata.is_function_calling_model
+        if cls is StepCacheLLM and calls:
+            cls = StepCacheFunctionCallingLLM
+        return super().__new__(cls)
+
     cache: StepCache = Field(exclude=True, description="The StepCache that answers.")
     tenant: str = Field(default="", description="Keeps this tenant's entries apart.")
     _backend_llm: LLM = PrivateAttr()
@@ -344,27 +367,112 @@ class StepCacheLLM(LLM):
                 return _bypassed(_completion(await self._backend_llm.acomplete(request, **kwargs)))
             return _bypassed(_completion(await self._backend_llm.achat(request, **kwargs)))
 
+    def _exact_key(self, request: Request, kwargs: dict[str, Any]) -> dict[str, str] | None:
+        """The exact-only key of a call with tools, a response format or inside a structured
+        prediction (None for any other call): the whole request and every argument."""
+        if not exact_only(kwargs):
+            return None
+        sent = request if isinstance(request, str) else [m.model_dump_json() for m in request]
+        extra = {k: v for k, v in kwargs.items() if k != "formatted"}
+        namespace = f"{self._namespace}:exact:{_digest(extra)[:16]}"
+        return {"prompt": "exact:" + _digest(sent), "namespace": namespace, "tenant": self.tenant}
+
+    def _stored(self, key: dict[str, str]) -> tuple[Any, Result] | None:
+        with suppress(Exception):  # a cache failure is a miss
+            found = get_exact(self.cache, key["prompt"], **_scope(key))
+            if found is not None and found.payload is not None:
+                return decode(found.payload), found
+        return None
+
+    def _keep(self, key: dict[str, str], answer: Any) -> Result:
+        """Store `answer` for this very call if it round-trips; what the metadata then says."""
+        why = "tools, response format or structured prediction: exact-only, answered by the model"
+        payload = encode(answer)
+        with suppress(Exception):
+            if payload is not None:
+                put_exact(self.cache, key["prompt"], "", payload, **_scope(key))
+        return passed_through(why if payload else f"{why} (not stored: not lossless)")
+
+    def _exact(self, key: dict[str, str], call: Callable[[], R]) -> R:
+        if (stored := self._stored(key)) is not None:
+            return cast(R, with_summary(*stored))
+        with _quiet():
+            answer = call()
+        return cast(R, with_summary(answer, self._keep(key, answer)))
+
+    async def _aexact(self, key: dict[str, str], call: Callable[[], Awaitable[R]]) -> R:
+        if (stored := self._stored(key)) is not None:
+            return cast(R, with_summary(*stored))
+        with _quiet():
+            answer = await call()
+        return cast(R, with_summary(answer, self._keep(key, answer)))
+
+    def _exact_stream(
+        self, key: dict[str, str], call: Callable[[], Iterator[R]]
+    ) -> Generator[R, None, None]:
+        """The stored responses of this very stream, else the model's, stored once done."""
+        if (stored := self._stored(key)) is not None:
+            yield from stored[0]
+            return
+        seen = []
+        for response in call():
+            seen.append(response)
+            yield response
+        self._keep(key, seen)
+
+    async def _aexact_stream(
+        self, key: dict[str, str], call: Callable[[], Awaitable[AsyncIterator[R]]]
+    ) -> AsyncGenerator[R, None]:
+        if (stored := self._stored(key)) is not None:
+            for response in stored[0]:
+                yield response
+            return
+        seen = []
+        async for response in await call():
+            seen.append(response)
+            yield response
+        self._keep(key, seen)
+
+    def structured_predict(self, *args: Any, **kwargs: Any) -> Any:
+        """The wrapped model's way of predicting `output_cls`; its calls are exact-only."""
+        with structured():
+            return super().structured_predict(*args, **kwargs)
+
+    async def astructured_predict(self, *args: Any, **kwargs: Any) -> Any:
+        with structured():
+            return await super().astructured_predict(*args, **kwargs)
+
     # ------------------------------------------------------------------ the LLM interface
 
     @_on_completion
     def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
-        result = self._answer(prompt, {"formatted": formatted, **kwargs})
+        options = {"formatted": formatted, **kwargs}
+        if key := self._exact_key(prompt, options):
+            return self._exact(key, lambda: self._backend_llm.complete(prompt, **options))
+        result = self._answer(prompt, options)
         return CompletionResponse(text=result.text, raw=_raw(result))
 
     @_on_completion
     async def acomplete(
         self, prompt: str, formatted: bool = False, **kwargs: Any
     ) -> CompletionResponse:
-        result = await self._aanswer(prompt, {"formatted": formatted, **kwargs})
+        options = {"formatted": formatted, **kwargs}
+        if key := self._exact_key(prompt, options):
+            return await self._aexact(key, lambda: self._backend_llm.acomplete(prompt, **options))
+        result = await self._aanswer(prompt, options)
         return CompletionResponse(text=result.text, raw=_raw(result))
 
     @_on_chat
     def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
+        if key := self._exact_key(messages, kwargs):
+            return self._exact(key, lambda: self._backend_llm.chat(messages, **kwargs))
         result = self._answer(messages, kwargs)
         return ChatResponse(message=_assistant(result.text), raw=_raw(result))
 
     @_on_chat
     async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
+        if key := self._exact_key(messages, kwargs):
+            return await self._aexact(key, lambda: self._backend_llm.achat(messages, **kwargs))
         result = await self._aanswer(messages, kwargs)
         return ChatResponse(message=_assistant(result.text), raw=_raw(result))
 
@@ -377,6 +485,10 @@ class StepCacheLLM(LLM):
         self, prompt: str, formatted: bool = False, **kwargs: Any
     ) -> CompletionResponseGen:
         options = {"formatted": formatted, **kwargs}
+        if key := self._exact_key(prompt, options):
+            return self._exact_stream(
+                key, lambda: self._backend_llm.stream_complete(prompt, **options)
+            )
         return _completion_stream(stream_steps(lambda on: self._answer(prompt, options, on)))
 
     @_on_completion
@@ -384,17 +496,51 @@ class StepCacheLLM(LLM):
         self, prompt: str, formatted: bool = False, **kwargs: Any
     ) -> CompletionResponseAsyncGen:
         options = {"formatted": formatted, **kwargs}
+        if key := self._exact_key(prompt, options):
+            call = lambda: self._backend_llm.astream_complete(prompt, **options)  # noqa: E731
+            return self._aexact_stream(key, call)
         return _acompletion_stream(astream_steps(lambda on: self._aanswer(prompt, options, on)))
 
     @_on_chat
     def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
+        if key := self._exact_key(messages, kwargs):
+            return self._exact_stream(
+                key, lambda: self._backend_llm.stream_chat(messages, **kwargs)
+            )
         return _chat_stream(stream_steps(lambda on: self._answer(messages, kwargs, on)))
 
     @_on_chat
     async def astream_chat(
         self, messages: Sequence[ChatMessage], **kwargs: Any
     ) -> ChatResponseAsyncGen:
+        if key := self._exact_key(messages, kwargs):
+            call = lambda: self._backend_llm.astream_chat(messages, **kwargs)  # noqa: E731
+            return self._aexact_stream(key, call)
         return _achat_stream(astream_steps(lambda on: self._aanswer(messages, kwargs, on)))
+
+
+class StepCacheFunctionCallingLLM(StepCacheLLM, FunctionCallingLLM):
+    """`StepCacheLLM` around a function-calling model (made by ``StepCacheLLM(llm=...)`` itself):
+    tool calls (`chat_with_tools`, agents, structured prediction) go through the cache as
+    exact-only calls; the wrapped model prepares the tools and reads the tool calls back."""
+
+    def _prepare_chat_with_tools_compat(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        llm = cast(FunctionCallingLLM, self.llm)
+        return llm._prepare_chat_with_tools_compat(*args, **kwargs)
+
+    def _prepare_chat_with_tools(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        return cast(FunctionCallingLLM, self.llm)._prepare_chat_with_tools(*args, **kwargs)
+
+    def _validate_chat_with_tools_response(self, *args: Any, **kwargs: Any) -> ChatResponse:
+        llm = cast(FunctionCallingLLM, self.llm)
+        return llm._validate_chat_with_tools_response(*args, **kwargs)
+
+    def get_tool_calls_from_response(self, *args: Any, **kwargs: Any) -> Any:
+        return cast(FunctionCallingLLM, self.llm).get_tool_calls_from_response(*args, **kwargs)
+
+
+def _scope(key: dict[str, str]) -> dict[str, str]:
+    return {"namespace": key["namespace"], "tenant": key["tenant"]}
 
 
 def _delta(item: StepOrResult, text: str) -> tuple[str, str, dict[str, Any] | None]:

@@ -121,9 +121,14 @@ def code_lines(path: Path) -> int:
 
 @pytest.mark.parametrize("package", ["stepcache_langchain", "stepcache_llamaindex"])
 def test_adapters_stay_thin(package: str) -> None:
-    """The adapters are framework glue, about 300 lines of code each; the logic is the core's."""
+    """The adapters are framework glue, under 500 lines of code each; the logic is the core's.
+
+    About 300 lines serve text through the engine; the rest (a module of its own in each
+    adapter, `exact.py`, plus the routing) makes tools, structured output and function-calling
+    models work through the cache exactly as without it.
+    """
     total = sum(code_lines(path) for path in (ROOT / package).glob("*.py"))
-    assert total <= 320, f"{package} has {total} lines of code"
+    assert total <= 500, f"{package} has {total} lines of code"
 
 
 def test_code_lines_skip_docstrings_and_comments(tmp_path: Path) -> None:

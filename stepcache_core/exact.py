@@ -1,0 +1,54 @@
+"""Exact-only answers: served to the very same request only, never a template, never repaired.
+
+For requests whose answer the engine must not reuse step by step or repair (tools bound, a
+response format, tool calls in the answer): the adapter stores the model's answer losslessly
+as a payload and serves it back only to the same scope and prompt.
+"""
+
+from __future__ import annotations
+
+from stepcache_core.engine import StepCache
+from stepcache_core.store import Entry, entry_key, normalize_prompt
+from stepcache_core.types import Path, Result
+
+
+def get_exact(
+    cache: StepCache, prompt: str, *, namespace: str, tenant: str = "", context: str = ""
+) -> Result | None:
+    """The stored answer of this very request (with its payload), or None."""
+    entry = cache.store.get(entry_key(namespace, tenant, context, prompt))
+    if entry is None or entry.payload is None:
+        return None
+    if (entry.namespace, entry.tenant, entry.context) != (namespace, tenant, context):
+        return None
+    if normalize_prompt(entry.prompt) != normalize_prompt(prompt):
+        return None
+    return Result(
+        entry.answer, Path.EXACT, similarity=1.0, cached_prompt=entry.prompt,
+        payload=entry.payload, reason="exact-only request: same request cached",
+    )  # fmt: skip
+
+
+def put_exact(
+    cache: StepCache,
+    prompt: str,
+    answer: str,
+    payload: str,
+    *,
+    namespace: str,
+    tenant: str = "",
+    context: str = "",
+) -> Entry:
+    """Store `payload` (the model's whole answer) for this very request only: no task, no vector,
+    not reusable, so no other request is ever served from it."""
+    entry = Entry(
+        key=entry_key(namespace, tenant, context, prompt), namespace=namespace, context=context,
+        prompt=prompt, answer=answer, steps=(answer,), payload=payload, tenant=tenant,
+    )  # fmt: skip
+    cache.store.put(entry, None)
+    return entry
+
+
+def passed_through(reason: str) -> Result:
+    """What adapters report for an exact-only request the model answered (`reason`: why)."""
+    return Result("", Path.MISS, backend_calls=1, reason=reason)
