@@ -8,7 +8,7 @@ as a payload and serves it back only to the same scope and prompt.
 from __future__ import annotations
 
 from stepcache_core.engine import StepCache
-from stepcache_core.store import Entry, entry_key, normalize_prompt
+from stepcache_core.store import Entry, entry_key
 from stepcache_core.types import Path, Result
 
 
@@ -21,8 +21,8 @@ def get_exact(
         return None
     if (entry.namespace, entry.tenant, entry.context) != (namespace, tenant, context):
         return None
-    if normalize_prompt(entry.prompt) != normalize_prompt(prompt):
-        return None
+    if entry.prompt != prompt or entry.registry != cache.tasks.identity:
+        return None  # exact means identical, read by the same task registry
     return Result(
         entry.answer, Path.EXACT, similarity=1.0, cached_prompt=entry.prompt,
         payload=entry.payload, reason="exact-only request: same request cached",
@@ -44,6 +44,7 @@ def put_exact(
     entry = Entry(
         key=entry_key(namespace, tenant, context, prompt), namespace=namespace, context=context,
         prompt=prompt, answer=answer, steps=(answer,), payload=payload, tenant=tenant,
+        registry=cache.tasks.identity,
     )  # fmt: skip
     cache.store.put(entry, None)
     return entry

@@ -42,9 +42,17 @@ def layers() -> dict[str, int]:
     return out
 
 
+#: Listed names that stand for one module only, not for the modules under them.
+ONLY_ITSELF = {"stepcache_core"}
+
+
 def layer_of(module: str, table: dict[str, int]) -> int | None:
     """The layer of the longest listed prefix of `module` (None: not a project module)."""
-    best = max((p for p in table if module == p or module.startswith(p + ".")), key=len, default="")
+    best = max(
+        (p for p in table if module == p or (p not in ONLY_ITSELF and module.startswith(p + "."))),
+        key=len,
+        default="",
+    )
     return table[best] if best else None
 
 
