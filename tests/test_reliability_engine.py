@@ -375,6 +375,47 @@ def test_a_cancelled_async_call_stores_nothing() -> None:
     assert cache.generate(TYPED, ScriptedBackend(right)).path is CachePath.MISS
 
 
+class TwoCallTask(MultiplesTask):
+    """A patch plan that asks the backend twice: a plan first, then the continuation."""
+
+    def patch(self, request: Any, generate: Any) -> Any:
+        generate("Plan the rest of the list.", request.max_tokens)
+        return super().patch(request, generate)
+
+
+def test_a_cancelled_async_patch_makes_no_further_backend_call() -> None:
+    """The patch plan runs in a worker thread that cancellation cannot stop: its in-flight call
+    is cancelled and it may call the backend no more, while the application keeps running."""
+    cache = StepCache(InMemoryStore(), embedder=HashEmbedder(), tasks=[TwoCallTask()])
+    cache.put(TYPED, multiples_answer(3, 4))
+    prompts: list[str] = []
+
+    class Slow(Backend):
+        name = "slow"
+
+        def complete(self, prompt: str, max_tokens: int | None = None) -> Completion:
+            raise AssertionError("the async path is used")
+
+        async def acomplete(self, prompt: str, max_tokens: int | None = None) -> Completion:
+            prompts.append(prompt)
+            await asyncio.sleep(0.5)
+            return Completion(right(prompt))
+
+    async def run() -> None:
+        call = asyncio.ensure_future(cache.agenerate("List the first 5 multiples of 4.", Slow()))
+        while not prompts:
+            await asyncio.sleep(0.01)
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        await asyncio.sleep(1.5)  # the application runs on; the plan's thread would call again
+
+    asyncio.run(run())
+    assert prompts == ["Plan the rest of the list."]
+    cache.flush()
+    assert cache.store.count() == 1
+
+
 # --- 3. Answer size cap -----------------------------------------------------------------------
 
 

@@ -13,9 +13,11 @@ a backend call's verified steps to the request's listener while the backend is s
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -203,13 +205,25 @@ class Drivers:
             req.usage.add(completion, time.perf_counter() - t0)
             return completion
 
+        guard = threading.Lock()
+        cancelled = False  # the caller cancelled during a patch: its plan calls nothing more
+        in_flight: set[Future[Completion]] = set()
+
         def bridge(
             prompt: str, max_tokens: int | None, gate: _StepGate | None = None
         ) -> Completion:
             # Runs in the patch worker thread; the backend call itself is awaited on the loop
             # (so streamed steps reach the listener on the loop too).
-            coroutine = acall(prompt, max_tokens, gate)
-            return asyncio.run_coroutine_threadsafe(coroutine, loop).result()
+            with guard:
+                if cancelled:
+                    raise asyncio.CancelledError("the request was cancelled")
+                future = asyncio.run_coroutine_threadsafe(acall(prompt, max_tokens, gate), loop)
+                in_flight.add(future)
+            try:
+                return future.result()
+            finally:
+                with guard:
+                    in_flight.discard(future)
 
         whole: Completion | None = None  # the model's answer to the request, once it has one
         result: Result | None
@@ -227,7 +241,14 @@ class Drivers:
                         break
                 elif isinstance(effect, Patch):
                     generate = self._patch_generate(req, effect, bridge)
-                    value = await asyncio.to_thread(effect.task.patch, effect.request, generate)
+                    try:
+                        value = await asyncio.to_thread(effect.task.patch, effect.request, generate)
+                    except asyncio.CancelledError:  # the thread runs on: stop its backend calls
+                        with guard:
+                            cancelled = True
+                            for future in in_flight:
+                                future.cancel()
+                        raise
                 elif isinstance(effect, Recall | Forget | Store):
                     value = self._writer_state(effect)
                 else:
