@@ -38,6 +38,9 @@ class CacheConfig:
     patch_max_tokens: int | None = None
     #: Prompts longer than this bypass the cache (answered by the backend, never stored).
     max_prompt_chars: int = 100_000
+    #: Answers longer than this are served as the model wrote them: never parsed, verified or
+    #: stored (counted in `StepCache.stats()["oversized"]`). It also bounds what `put` stores.
+    max_answer_chars: int = 100_000
 
     def __post_init__(self) -> None:
         for name in ("min_similarity", "min_skip_similarity"):
@@ -56,5 +59,7 @@ class CacheConfig:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ConfigError(f"{name} must be >= 1 or None, got {value}")
-        if self.max_prompt_chars < 1:
-            raise ConfigError(f"max_prompt_chars must be >= 1, got {self.max_prompt_chars}")
+        for name in ("max_prompt_chars", "max_answer_chars"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name} must be an int >= 1, got {value!r}")

@@ -21,6 +21,9 @@ from stepcache_core import CacheConfig, ConfigError
         {"max_tokens": 0},
         {"patch_max_tokens": -5},
         {"max_prompt_chars": 0},
+        {"max_answer_chars": 0},
+        {"max_answer_chars": 2.5},
+        {"max_answer_chars": None},
     ],
 )
 def test_out_of_range_values_are_refused(kwargs: dict[str, object]) -> None:

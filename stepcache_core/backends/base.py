@@ -6,10 +6,27 @@ import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 
+from stepcache_core.errors import BackendError
 from stepcache_core.types import Completion
 
 #: Receives each new piece of an answer as the backend writes it.
 TextListener = Callable[[str], None]
+
+
+def checked_completion(answer: object) -> Completion:
+    """`answer` if it is a well-formed `Completion`, else a `BackendError` naming what the
+    backend returned instead (so that a malformed answer is never parsed, cached or served)."""
+    if not isinstance(answer, Completion):
+        raise BackendError(f"the backend returned a {type(answer).__name__}, not a Completion")
+    if not isinstance(answer.text, str):
+        kind = type(answer.text).__name__
+        raise BackendError(f"the backend returned a Completion whose text is a {kind}, not a str")
+    for name in ("prompt_tokens", "completion_tokens"):
+        value = getattr(answer, name)
+        if isinstance(value, bool) or not isinstance(value, int):
+            kind = type(value).__name__
+            raise BackendError(f"the backend returned a Completion whose {name} is a {kind}")
+    return answer
 
 
 class Backend(ABC):
@@ -32,7 +49,7 @@ class Backend(ABC):
         """`complete`, calling `on_text` with each piece of the answer as it is written; the
         pieces join to the returned `Completion.text`. Override where the backend can stream;
         the default hands over the whole answer as one piece."""
-        completion = self.complete(prompt, max_tokens)
+        completion = checked_completion(self.complete(prompt, max_tokens))
         if completion.text:
             on_text(completion.text)
         return completion
@@ -41,7 +58,7 @@ class Backend(ABC):
         self, prompt: str, max_tokens: int | None, on_text: TextListener
     ) -> Completion:
         """Async `complete_streaming`; `on_text` is called on the running loop."""
-        completion = await self.acomplete(prompt, max_tokens)
+        completion = checked_completion(await self.acomplete(prompt, max_tokens))
         if completion.text:
             on_text(completion.text)
         return completion

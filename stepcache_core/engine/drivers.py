@@ -1,23 +1,27 @@
 """The sync and the async driver: they run a request flow, carrying out each effect it yields.
 
 Backend calls are blocking in `run` and awaited in `arun`; cache I/O runs inline in `run` and in
-a worker thread in `arun`. A failed cache operation is sent to the flow as None (a miss); a
-backend error is re-raised to the caller unchanged; any other error (a bug in a task or in the
-engine) answers without the cache. `_StepGate` streams a backend call's verified steps to the
-request's listener while the backend is still writing.
+a worker thread in `arun`. A failed cache operation is sent to the flow as None (a miss), with a
+rate-limited warning; a backend error is re-raised to the caller unchanged, and so is a
+`BackendError` for an answer that is not a `Completion` with a `str` text; any other error (a
+bug in a task or in the engine) answers without the cache, serving the model's answer when it
+already has one: the backend is never called twice for the same answer. An answer longer than
+`CacheConfig.max_answer_chars` is served as written, never parsed or stored. `_StepGate` streams
+a backend call's verified steps to the request's listener while the backend is still writing.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from typing import Any
 
-from stepcache_core.backends.base import Backend
+from stepcache_core.backends.base import Backend, checked_completion
 from stepcache_core.config import CacheConfig
 from stepcache_core.embed import Embedder
 from stepcache_core.engine.effects import (
@@ -35,11 +39,10 @@ from stepcache_core.engine.effects import (
 )
 from stepcache_core.engine.request import Request
 from stepcache_core.engine.writer import WRITE_WAIT_S, Writer
+from stepcache_core.ratelimit import RateLimitedLog
 from stepcache_core.store import Entry, StepStore
 from stepcache_core.tasks.base import Assemble, Generate, Task
 from stepcache_core.types import Completion, Path, Result, StepOrigin, StepOutcome
-
-log = logging.getLogger("stepcache")
 
 
 class _BackendFailure(Exception):
@@ -77,6 +80,8 @@ class _StepGate:
     assemble: Assemble
     task: Task[Any] | None
     spec: Any
+    warnings: RateLimitedLog
+    limit: int  # past this many characters the answer is not parsed: streaming stops
     text: str = ""
     settled: int = 0
     broken: bool = False
@@ -84,8 +89,11 @@ class _StepGate:
     def feed(self, piece: str) -> None:
         if self.broken:
             return
-        self.text += piece
         try:
+            self.text += piece
+            if len(self.text) > self.limit:
+                self.broken = True
+                return
             steps = list(self.assemble(self.text))[:-1]  # the last step may still grow
             if len(steps) <= self.settled:
                 return
@@ -96,7 +104,9 @@ class _StepGate:
             self.req.emit(steps)
         except Exception as exc:  # a task bug must not break the backend call: stop streaming
             self.broken = True
-            log.warning("stepcache: streaming steps failed, the rest comes at the end: %r", exc)
+            self.warnings.warning(
+                "streaming", "stepcache: streaming steps failed, the rest comes at the end: %r", exc
+            )
 
 
 #: How a driver makes one backend call (optionally streaming its steps through a gate).
@@ -113,6 +123,7 @@ class Drivers:
     writer: Writer
     paths: Counter[str]
     counters: Counter[str]
+    warnings: RateLimitedLog
 
     def run(self, flow: Flow, backend: Backend | None, req: Request) -> Result | None:
         """Drive `flow` with blocking calls."""
@@ -122,20 +133,29 @@ class Drivers:
             t0 = time.perf_counter()
             try:
                 if gate is None:
-                    completion = backend.complete(prompt, max_tokens)
+                    answer: object = backend.complete(prompt, max_tokens)
                 else:
-                    completion = backend.complete_streaming(prompt, max_tokens, gate.feed)
+                    answer = backend.complete_streaming(prompt, max_tokens, gate.feed)
+                completion = checked_completion(answer)
             except Exception as exc:
                 raise _BackendFailure(exc) from exc
             req.usage.add(completion, time.perf_counter() - t0)
             return completion
 
+        whole: Completion | None = None  # the model's answer to the request, once it has one
+        result: Result | None
         try:
             effect = next(flow)
             while True:
                 value: Any = None
                 if isinstance(effect, Call):
-                    value = call(effect.prompt, effect.max_tokens, self._call_gate(req, effect))
+                    value = whole = call(
+                        effect.prompt, effect.max_tokens, self._call_gate(req, effect)
+                    )
+                    if self._oversized(whole):
+                        flow.close()
+                        result = self._as_written(req, effect, whole)
+                        break
                 elif isinstance(effect, Patch):
                     generate = self._patch_generate(req, effect, call)
                     value = effect.task.patch(effect.request, generate)
@@ -152,18 +172,18 @@ class Drivers:
                         job.took(req, t0)
                 effect = flow.send(value)
         except StopIteration as stop:
-            return self._finish(stop.value, req)
+            result = stop.value
         except _BackendFailure as failure:
             raise failure.error from None
         except Exception as exc:  # a bug in a task or in the engine: answer without the cache
-            if not req.can_generate:
-                self._internal_error(exc)
-                return None
-            try:
-                completion = call(req.prompt, None)
-            except _BackendFailure as failure:
-                raise failure.error from None
-            return self._finish(self._without_cache(exc, completion), req)
+            self._internal_error(exc)
+            if whole is None and req.can_generate:  # the model has not answered yet: ask once
+                try:
+                    whole = call(req.prompt, self.config.max_tokens)
+                except _BackendFailure as failure:
+                    raise failure.error from None
+            result = self._without_cache(exc, req, whole)
+        return self._finish(result, req)
 
     async def arun(self, flow: Flow, backend: Backend | None, req: Request) -> Result | None:
         """Drive `flow` with awaited backend calls; cache I/O and patch plans in threads."""
@@ -176,33 +196,59 @@ class Drivers:
             t0 = time.perf_counter()
             try:
                 if gate is None:
-                    completion = await backend.acomplete(prompt, max_tokens)
+                    answer: object = await backend.acomplete(prompt, max_tokens)
                 else:
-                    completion = await backend.acomplete_streaming(prompt, max_tokens, gate.feed)
+                    answer = await backend.acomplete_streaming(prompt, max_tokens, gate.feed)
+                completion = checked_completion(answer)
             except Exception as exc:
                 raise _BackendFailure(exc) from exc
             req.usage.add(completion, time.perf_counter() - t0)
             return completion
+
+        guard = threading.Lock()
+        cancelled = False  # the caller cancelled during a patch: its plan calls nothing more
+        in_flight: set[Future[Completion]] = set()
 
         def bridge(
             prompt: str, max_tokens: int | None, gate: _StepGate | None = None
         ) -> Completion:
             # Runs in the patch worker thread; the backend call itself is awaited on the loop
             # (so streamed steps reach the listener on the loop too).
-            coroutine = acall(prompt, max_tokens, gate)
-            return asyncio.run_coroutine_threadsafe(coroutine, loop).result()
+            with guard:
+                if cancelled:
+                    raise asyncio.CancelledError("the request was cancelled")
+                future = asyncio.run_coroutine_threadsafe(acall(prompt, max_tokens, gate), loop)
+                in_flight.add(future)
+            try:
+                return future.result()
+            finally:
+                with guard:
+                    in_flight.discard(future)
 
+        whole: Completion | None = None  # the model's answer to the request, once it has one
+        result: Result | None
         try:
             effect = next(flow)
             while True:
                 value: Any = None
                 if isinstance(effect, Call):
-                    value = await acall(
+                    value = whole = await acall(
                         effect.prompt, effect.max_tokens, self._call_gate(req, effect)
                     )
+                    if self._oversized(whole):
+                        flow.close()
+                        result = self._as_written(req, effect, whole)
+                        break
                 elif isinstance(effect, Patch):
                     generate = self._patch_generate(req, effect, bridge)
-                    value = await asyncio.to_thread(effect.task.patch, effect.request, generate)
+                    try:
+                        value = await asyncio.to_thread(effect.task.patch, effect.request, generate)
+                    except asyncio.CancelledError:  # the thread runs on: stop its backend calls
+                        with guard:
+                            cancelled = True
+                            for future in in_flight:
+                                future.cancel()
+                        raise
                 elif isinstance(effect, Recall | Forget | Store):
                     value = self._writer_state(effect)
                 else:
@@ -216,18 +262,18 @@ class Drivers:
                         job.took(req, t0)
                 effect = flow.send(value)
         except StopIteration as stop:
-            return self._finish(stop.value, req)
+            result = stop.value
         except _BackendFailure as failure:
             raise failure.error from None
         except Exception as exc:  # a bug in a task or in the engine: answer without the cache
-            if not req.can_generate:
-                self._internal_error(exc)
-                return None
-            try:
-                completion = await acall(req.prompt, None)
-            except _BackendFailure as failure:
-                raise failure.error from None
-            return self._finish(self._without_cache(exc, completion), req)
+            self._internal_error(exc)
+            if whole is None and req.can_generate:  # the model has not answered yet: ask once
+                try:
+                    whole = await acall(req.prompt, self.config.max_tokens)
+                except _BackendFailure as failure:
+                    raise failure.error from None
+            result = self._without_cache(exc, req, whole)
+        return self._finish(result, req)
 
     def _job(self, effect: CacheIo) -> _Job | None:
         """The blocking call that carries out a cache I/O effect (None: nothing to do)."""
@@ -262,13 +308,28 @@ class Drivers:
 
     def _degraded(self, job: _Job, exc: Exception) -> None:
         self.counters["degraded"] += 1
-        log.warning("stepcache: %s failed, continuing without the cache: %s", job.what, exc)
+        self.warnings.warning(
+            job.what, "stepcache: %s failed, continuing without the cache: %s", job.what, exc
+        )
+
+    def _oversized(self, completion: Completion) -> bool:
+        """Whether an answer is too long to parse or store (counted when it is)."""
+        if len(completion.text) <= self.config.max_answer_chars:
+            return False
+        self.counters["oversized"] += 1
+        return True
+
+    def _gate(
+        self, req: Request, assemble: Assemble, task: Task[Any] | None, spec: Any
+    ) -> _StepGate:
+        limit = self.config.max_answer_chars
+        return _StepGate(req, assemble, task, spec, self.warnings, limit)
 
     def _call_gate(self, req: Request, call: Call) -> _StepGate | None:
         """Stream a full generation's steps when the caller listens (see `_StepGate`)."""
         if req.on_step is None or call.assemble is None:
             return None
-        return _StepGate(req, call.assemble, call.task, call.spec)
+        return self._gate(req, call.assemble, call.task, call.spec)
 
     def _patch_generate(self, req: Request, patch: Patch, call: CallBackend) -> Generate:
         """The `generate` a task's patch plan calls. Its steps are streamed only when the
@@ -281,19 +342,41 @@ class Drivers:
         ) -> Completion:
             gate = None
             if req.on_step is not None and assemble is not None and backed:
-                gate = _StepGate(req, assemble, task, spec)
-            return call(prompt, max_tokens, gate)
+                gate = self._gate(req, assemble, task, spec)
+            completion = call(prompt, max_tokens, gate)
+            if self._oversized(completion):
+                # Not parsed: the task sees an empty continuation, a failed patch attempt.
+                return replace(completion, text="")
+            return completion
 
         return generate
 
     def _internal_error(self, exc: Exception) -> None:
         self.counters["degraded"] += 1
-        log.warning("stepcache: internal error, answering without the cache: %r", exc)
+        self.warnings.warning(
+            "internal error", "stepcache: internal error, answering without the cache: %r", exc
+        )
 
-    def _without_cache(self, exc: Exception, completion: Completion) -> Result:
-        self._internal_error(exc)
-        generated = (StepOutcome(completion.text, StepOrigin.GENERATED),)
-        return Result(completion.text, Path.MISS, generated, reason=f"cache error: {exc!r}")
+    def _without_cache(
+        self, exc: Exception, req: Request, completion: Completion | None
+    ) -> Result | None:
+        """The model's answer served as written after an internal error (None: it has none)."""
+        if completion is None:
+            return None
+        steps = _written_steps(req, completion.text)
+        return Result(completion.text, Path.MISS, steps, reason=f"cache error: {exc!r}")
+
+    def _as_written(self, req: Request, call: Call, completion: Completion) -> Result:
+        """An answer too long to parse, served as the model wrote it and never stored."""
+        limit = self.config.max_answer_chars
+        return Result(
+            completion.text,
+            Path.MISS,
+            _written_steps(req, completion.text),
+            task=call.task.name if call.task is not None else None,
+            reason=f"answer longer than max_answer_chars ({limit}): served as the model wrote "
+            "it, not verified or cached",
+        )
 
     def _finish(self, result: Result | None, req: Request) -> Result | None:
         if result is None:
@@ -314,3 +397,15 @@ class Drivers:
             backend_calls=req.usage.calls,
             timings=timings,
         )
+
+
+def _written_steps(req: Request, text: str) -> tuple[StepOutcome, ...]:
+    """An answer served without parsing it: the steps already streamed, then the rest as one
+    step (so the streamed steps still join to the text), or the whole text as one step."""
+    streamed = "".join(req.emitted)
+    if not text.startswith(streamed):
+        return (StepOutcome(text, StepOrigin.GENERATED),)
+    steps = [StepOutcome(s, StepOrigin.GENERATED) for s in req.emitted]
+    if len(text) > len(streamed) or not steps:
+        steps.append(StepOutcome(text[len(streamed) :], StepOrigin.GENERATED))
+    return tuple(steps)

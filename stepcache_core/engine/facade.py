@@ -20,8 +20,9 @@ from stepcache_core.engine.drivers import Drivers
 from stepcache_core.engine.flow import detect_task, request_flow
 from stepcache_core.engine.request import Request, StepListener, answer_entry
 from stepcache_core.engine.writer import Writer
-from stepcache_core.errors import InvalidPromptError
-from stepcache_core.store import ChromaStore, Entry, StepStore
+from stepcache_core.errors import InvalidPromptError, StoreError
+from stepcache_core.ratelimit import RateLimitedLog
+from stepcache_core.store import ChromaStore, Entry, StepStore, UnavailableStore
 from stepcache_core.streaming import StepOrResult, astream_steps, stream_steps
 from stepcache_core.tasks.base import PatchRequest, Task
 from stepcache_core.tasks.registry import TaskRegistry
@@ -42,9 +43,15 @@ class StepCache:
     """Step-level answer cache: exact tier, nearest-neighbour templates, verify, patch, skip.
 
     Args:
-        store: where entries live; default a ``ChromaStore`` on disk under `path`.
-        path: directory of the default embedded store (default ``$STEPCACHE_HOME`` or
-            ``~/.cache/stepcache``), ignored when `store` is given.
+        store: where entries live; default a ``ChromaStore`` on disk under `path`. A store
+            given here that fails later turns calls into misses; one that cannot be made
+            raises where the caller makes it.
+        path: directory of the default embedded store (default ``$STEPCACHE_HOME/chroma`` or
+            ``~/.cache/stepcache/chroma``), ignored when `store` is given. Given or not, the
+            store StepCache builds here is the default store: when it cannot be opened
+            (damaged, unreadable, another schema version: a `StoreError`) StepCache logs one
+            warning and answers every call without the cache (`UnavailableStore`) instead of
+            raising. Pass ``store=ChromaStore(path, ...)`` to get the error instead.
         embedder: default the bundled all-MiniLM-L6-v2 (loaded on first use).
         tasks: task registry, or a sequence of tasks; default the built-ins.
         config: thresholds and budgets.
@@ -60,12 +67,7 @@ class StepCache:
         config: CacheConfig | None = None,
     ) -> None:
         self.embedder = embedder if embedder is not None else MiniLMEmbedder()
-        if store is None:
-            store = ChromaStore(
-                FsPath(path) if path is not None else default_cache_dir() / "chroma",
-                embedder_name=self.embedder.name,
-            )
-        self.store = store
+        self.store = store if store is not None else self._default_store(path)
         if tasks is None:
             self.tasks = TaskRegistry.with_builtins()
         elif isinstance(tasks, TaskRegistry):
@@ -75,10 +77,27 @@ class StepCache:
         self.config = config if config is not None else CacheConfig()
         self._paths: Counter[str] = Counter()
         self._counters: Counter[str] = Counter()
-        self._writer = Writer(self.store, self.embedder, self._counters)
+        #: One warning per kind of failure a minute, however many calls it breaks.
+        self._warnings = RateLimitedLog(log)
+        self._writer = Writer(self.store, self.embedder, self._counters, self._warnings)
         self._drivers = Drivers(
-            self.config, self.store, self.embedder, self._writer, self._paths, self._counters
+            self.config,
+            self.store,
+            self.embedder,
+            self._writer,
+            self._paths,
+            self._counters,
+            self._warnings,
         )
+
+    def _default_store(self, path: str | FsPath | None) -> StepStore:
+        """The embedded store under `path`, or an `UnavailableStore` when it cannot be opened."""
+        where = FsPath(path) if path is not None else default_cache_dir() / "chroma"
+        try:
+            return ChromaStore(where, embedder_name=self.embedder.name)
+        except StoreError as exc:
+            log.warning("stepcache: answering every call without the cache: %s", exc)
+            return UnavailableStore(str(exc))
 
     def generate(
         self,
@@ -206,9 +225,19 @@ class StepCache:
         An answer its task proves wrong is repaired with the deterministic fallback when the task
         has one (else not stored); one its task can neither verify nor prove wrong is stored as
         written, unverified: it answers exact repeats of `prompt` and is never a template.
-        Returns the entry stored, or None.
+        Nothing is stored for a prompt over `max_prompt_chars` or an answer over
+        `max_answer_chars` (counted in `stats()["oversized"]`). Returns the entry stored, or None.
         """
         req = self._request(prompt, namespace, tenant, context, can_generate=False, backend=False)
+        if len(prompt) > self.config.max_prompt_chars:
+            log.info("stepcache: not storing an answer to a prompt over max_prompt_chars")
+            return None
+        if not isinstance(answer, str):
+            raise TypeError(f"answer must be a str, got {type(answer).__name__}")
+        if len(answer) > self.config.max_answer_chars:
+            self._counters["oversized"] += 1
+            log.info("stepcache: not storing an answer over max_answer_chars")
+            return None
         detected = detect_task(self.tasks, prompt)
         if detected is None:
             return self._write(req, None, answer, verified=False, payload=payload)
@@ -240,11 +269,13 @@ class StepCache:
         self._writer.flush(timeout)
 
     def stats(self) -> dict[str, Any]:
-        """Counts of paths taken and backend tokens spent since this object was made."""
+        """Counts of paths taken and backend tokens spent since this object was made;
+        `degraded`: cache operations that failed (served without the cache); `oversized`:
+        answers over `max_answer_chars`, served as written and not stored."""
         try:
             size: int | None = self.store.count()
         except Exception as exc:  # a stats call must not fail because the store is down
-            log.warning("stepcache: store count failed: %s", exc)
+            self._warnings.warning("store count", "stepcache: store count failed: %s", exc)
             size = None
         return {
             "requests": sum(self._paths.values()),
@@ -254,6 +285,7 @@ class StepCache:
             "completion_tokens": self._counters["completion_tokens"],
             "fallbacks": self._counters["fallbacks"],
             "degraded": self._counters["degraded"],
+            "oversized": self._counters["oversized"],
             "entries": size,
         }
 

@@ -17,6 +17,7 @@ from concurrent.futures import wait as futures_wait
 from typing import Any, TypeVar
 
 from stepcache_core.embed import Embedder
+from stepcache_core.ratelimit import RateLimitedLog
 from stepcache_core.store import Entry, StepStore
 
 log = logging.getLogger("stepcache")
@@ -35,12 +36,19 @@ SHAPE_DEPTH = 4
 
 class Writer:
     """Writes entries to `store` (embedding them with `embedder` when reusable), now or in one
-    background thread; failures add to `counters["degraded"]`."""
+    background thread; failures add to `counters["degraded"]` and warn through `warnings`."""
 
-    def __init__(self, store: StepStore, embedder: Embedder, counters: Counter[str]) -> None:
+    def __init__(
+        self,
+        store: StepStore,
+        embedder: Embedder,
+        counters: Counter[str],
+        warnings: RateLimitedLog | None = None,
+    ) -> None:
         self._store = store
         self._embedder = embedder
         self._counters = counters
+        self._warnings = warnings if warnings is not None else RateLimitedLog(log)
         self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
         self._pending: set[Future[Any]] = set()
@@ -136,7 +144,9 @@ class Writer:
             return fn(*args)
         except Exception as exc:
             self._counters["degraded"] += 1
-            log.warning("stepcache: %s failed, continuing without the cache: %s", what, exc)
+            self._warnings.warning(
+                what, "stepcache: %s failed, continuing without the cache: %s", what, exc
+            )
             return None
 
 
