@@ -94,7 +94,8 @@ def asked_pointers(prompt: str) -> list[str]:
 def validates(text: str, schema: dict[str, Any]) -> bool:
     """Independent of the task: exactly the object (fence allowed), valid against `schema`."""
     body = re.sub(r"^```[^\n]*\n|\n```$", "", text.strip())
-    return Draft202012Validator(schema, format_checker=FORMAT_CHECKER).is_valid(json.loads(body))
+    validator = Draft202012Validator(schema, format_checker=FORMAT_CHECKER)
+    return bool(validator.is_valid(json.loads(body)))
 
 
 class Recorder:
@@ -395,3 +396,57 @@ def test_engine_patches_only_the_new_nested_pointer_and_skips_a_prose_change() -
     assert "'rocket' -> 'balloon'" in fourth.reason
     assert not asked_pointers(backend.prompts[-1])  # the model answered the whole request
     assert json.loads(fourth.text.strip("`\njson"))["name"] == "Bea Lune"
+
+
+def test_only_draft_2020_12_is_read() -> None:
+    for dialect in ("https://json-schema.org/draft/2020-12/schema", None):
+        schema = dict(SCHEMA, **({"$schema": dialect} if dialect else {}))
+        assert detect_schema_spec(schema_request(ASK, schema)) is not None
+    draft7 = dict(SCHEMA, **{"$schema": "http://json-schema.org/draft-07/schema#"})
+    assert detect_schema_spec(schema_request(ASK, draft7)) is None
+
+
+def test_a_pydantic_model_schema_gets_the_same_machinery() -> None:
+    pytest.importorskip("pydantic")  # an adapter-side dependency, not one of the core's
+    from enum import StrEnum
+
+    from pydantic import BaseModel, Field
+
+    class Role(StrEnum):
+        dev = "dev"
+        ops = "ops"
+
+    class Member(BaseModel):
+        who: str
+        role: Role
+
+    class Address(BaseModel):
+        city: str
+        country: str = Field(description="the country's English name")
+
+    class Lead(BaseModel):
+        name: str
+        age: int = Field(ge=18, le=99)
+        email: str
+        address: Address = Field(description="where the lead lives")
+        team: list[Member]
+
+    old_schema = Lead.model_json_schema()
+    spec = spec_of(schema_request(ASK, old_schema))
+    text = json.dumps(ANSWER, indent=2)
+    assert TASK.integrity(text, spec).ok and Lead.model_validate_json(text).age == 41
+    # The role enum loses "ops": only that value is asked again.
+    new_schema = copy.deepcopy(old_schema)
+    new_schema["$defs"]["Role"]["enum"] = ["dev", "qa"]
+    new = spec_of(schema_request(ASK, new_schema))
+    steps = TASK.segment(text)
+    checks = TASK.verify(steps, spec, new)
+    generate = Recorder({"/team/1/role": "qa"})
+    out = TASK.patch(PatchRequest(schema_request(ASK, new_schema), new, steps, checks), generate)
+    assert out is not None and asked_pointers(generate.prompts[0]) == ["/team/1/role"]
+    served_text = "".join(o.text for o in out)
+    assert TASK.integrity(served_text, new).ok and validates(served_text, new_schema)
+    assert json.loads(served_text)["team"] == [
+        {"who": "Bo", "role": "dev"},
+        {"who": "Cy", "role": "qa"},
+    ]

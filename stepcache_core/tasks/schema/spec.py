@@ -43,6 +43,7 @@ _COMBINATORS = frozenset(
     | {"propertyNames", "contains", "$dynamicRef", "$recursiveRef"}
 )
 _ROOT = "urn:stepcache:schema"
+_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 _MAX_DEPTH = 32
 
 _RFC3339 = re.compile(
@@ -71,8 +72,10 @@ class _Refused(ValueError):
 
 def inline_refs(schema: dict[str, Any]) -> dict[str, Any] | None:
     """`schema` with every local ``$ref`` replaced by its target and ``$defs`` dropped, or None
-    for a remote or recursive ref, a ref with validation keywords beside it, or an unresolvable
-    one (refuse rather than guess)."""
+    for a remote or recursive ref, a ref with validation keywords beside it, an unresolvable one,
+    or a ``$schema`` other than draft 2020-12 (refuse rather than guess)."""
+    if schema.get("$schema", _DIALECT) not in (_DIALECT, _DIALECT + "#"):
+        return None  # another dialect reads some keywords otherwise: refuse rather than guess
     resource: Resource[Any] = Resource.from_contents(schema, default_specification=DRAFT202012)
     resolver = Registry().with_resource(_ROOT, resource).resolver(base_uri=_ROOT)
 
@@ -93,7 +96,7 @@ def inline_refs(schema: dict[str, Any]) -> dict[str, Any] | None:
                 raise _Refused(f"validation keywords beside {ref}")
             try:
                 target = resolver.lookup(ref).contents
-            except Unresolvable as exc:
+            except (Unresolvable, ValueError, TypeError, LookupError) as exc:
                 raise _Refused(str(exc)) from None
             resolved = walk(target, (*seen, ref))
             if not isinstance(resolved, dict):

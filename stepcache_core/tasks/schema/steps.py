@@ -95,7 +95,10 @@ def split_answer(text: str) -> Split | None:
     if obj is None:
         return None
     leaves: list[Leaf] = []
-    _walk(text, obj.start, (), leaves)
+    try:
+        _walk(text, obj.start, (), leaves)
+    except RecursionError:  # nested deeper than Python recurses: not split, not reused
+        return None
     cuts = [obj.start + 1, *(leaf.end for leaf in leaves)]
     steps = [text[: cuts[0]], *(text[a:b] for a, b in itertools.pairwise(cuts))]
     steps.append(text[cuts[-1] :])
