@@ -450,3 +450,24 @@ def test_a_pydantic_model_schema_gets_the_same_machinery() -> None:
         {"who": "Bo", "role": "dev"},
         {"who": "Cy", "role": "qa"},
     ]
+
+
+def test_a_reworded_description_in_the_schema_asks_for_the_values_it_describes() -> None:
+    """Titles and descriptions are prose: the address is now the office's, the age in months."""
+    address = dict(SCHEMA["properties"]["address"], description="the lead's office address")
+    new = variant(
+        properties__address=address,
+        properties__age={"type": "integer", "description": "age in months"},
+    )
+    office = {"city": "Grenoble", "country": "France"}
+    out, checks, generate = patch(SCHEMA, new, {"/age": 492, "/address": office})
+    failed = sorted(c.reason for c in checks[1:-1] if not c.ok)
+    assert failed == [
+        "/address/city: the schema words it otherwise",
+        "/address/country: the schema words it otherwise",
+        "/age: the schema words it otherwise",
+    ]
+    # No leaf of the address is kept: it is asked whole.
+    assert asked_pointers(generate.prompts[0]) == ["/age", "/address"]
+    assert served(out)["address"] == office and served(out)["age"] == 492
+    assert served(out)["name"] == "Ada Stone"

@@ -29,6 +29,7 @@ __all__ = [
     "inline_refs",
     "pointer_text",
     "sub_schema",
+    "wording_at",
 ]
 
 #: A JSON Pointer as its parts: object keys (str) and array indices (int).
@@ -42,6 +43,24 @@ _COMBINATORS = frozenset(
     | {"dependentSchemas", "dependentRequired", "unevaluatedProperties", "unevaluatedItems"}
     | {"propertyNames", "contains", "$dynamicRef", "$recursiveRef"}
 )
+#: Keywords whose value is a schema, a list of schemas or (`_SCHEMA_MAPS`) a map of them.
+_SCHEMA_MAPS = frozenset({"properties", "patternProperties", "dependentSchemas"})
+_SUBSCHEMAS = _SCHEMA_MAPS | {
+    "items",
+    "prefixItems",
+    "additionalProperties",
+    "anyOf",
+    "allOf",
+    "oneOf",
+    "not",
+    "if",
+    "then",
+    "else",
+    "contains",
+    "propertyNames",
+    "unevaluatedProperties",
+    "unevaluatedItems",
+}
 _ROOT = "urn:stepcache:schema"
 _DIALECT = "https://json-schema.org/draft/2020-12/schema"
 _MAX_DEPTH = 32
@@ -158,6 +177,41 @@ def sub_schema(schema: dict[str, Any], pointer: Pointer) -> tuple[dict[str, Any]
         if node is True:
             node = {}
     return (node, "") if isinstance(node, dict) else (None, "not a schema")
+
+
+def _annotations(node: Any, *, deep: bool) -> Any:
+    """The annotation keywords of schema `node` (with its subschemas' when `deep`)."""
+    if not isinstance(node, dict):
+        return None
+    own = {k: node[k] for k in sorted(_ANNOTATIONS & set(node))}
+    if not deep:
+        return own
+    children: dict[str, Any] = {}
+    for key in sorted(_SUBSCHEMAS & set(node)):
+        child = node[key]
+        if isinstance(child, list):
+            children[key] = [_annotations(c, deep=True) for c in child]
+        elif key in _SCHEMA_MAPS and isinstance(child, dict):
+            children[key] = {k: _annotations(c, deep=True) for k, c in sorted(child.items())}
+        else:
+            children[key] = _annotations(child, deep=True)
+    return [own, children]
+
+
+def wording_at(schema: dict[str, Any], pointer: Pointer) -> str | None:
+    """What the schema *says* about the value at `pointer`: the titles, descriptions, defaults
+    and examples of every node from the root down to it (the whole subtree's at the value's
+    own node). They are prose: two schemas that word them differently ask for other values.
+    None when the schema has no node at `pointer`."""
+    if sub_schema(schema, pointer)[0] is None:
+        return None
+    path: list[Any] = []
+    node: Any = schema
+    for part in pointer:
+        path.append(_annotations(node, deep=False))
+        node = node["properties"][part] if isinstance(part, str) else node["items"]
+    path.append(_annotations(node, deep=True))
+    return canonical(path)
 
 
 def _escape(part: str | int) -> str:

@@ -21,6 +21,7 @@ from stepcache_core.tasks.schema.spec import (
     is_array_schema,
     is_object_schema,
     pointer_text,
+    wording_at,
 )
 from stepcache_core.tasks.schema.steps import Split, split_answer
 
@@ -98,6 +99,8 @@ def _leaf_check(pointer: Pointer, value: Any, cached: SchemaSpec, spec: SchemaSp
     schema, reason = spec.at(pointer)
     if schema is None:
         return PointerCheck(False, reason, pointer=pointer)
+    if wording_at(cached.schema, pointer) != wording_at(spec.schema, pointer):
+        return PointerCheck(False, f"{where}: the schema words it otherwise", pointer=pointer)
     unchecked = unchecked_formats(schema)
     if unchecked and cached.at(pointer)[0] != schema:
         return PointerCheck(
@@ -111,7 +114,8 @@ def _leaf_check(pointer: Pointer, value: Any, cached: SchemaSpec, spec: SchemaSp
 
 def classify_steps(steps: Sequence[str], cached: SchemaSpec, spec: SchemaSpec) -> list[Check]:
     """One verdict per step: the prefix passes when only whitespace and a fence precede the
-    object; a leaf when its pointer is in the new schema (keys listed, items allowed) and its
+    object; a leaf when its pointer is in the new schema (keys listed, items allowed), the
+    schema words it as before (titles, descriptions, examples from the root down) and its
     value matches the sub-schema there; the suffix when only brackets and a fence follow and
     no required pointer of the new schema is missing from the object."""
     split = split_answer("".join(steps))
