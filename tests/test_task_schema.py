@@ -8,6 +8,8 @@ import re
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from stepcache_core import CacheConfig, InMemoryStore, Path, StepCache, StepOrigin, TaskRegistry
@@ -471,3 +473,55 @@ def test_a_reworded_description_in_the_schema_asks_for_the_values_it_describes()
     assert asked_pointers(generate.prompts[0]) == ["/age", "/address"]
     assert served(out)["address"] == office and served(out)["age"] == 492
     assert served(out)["name"] == "Ada Stone"
+
+
+def test_a_schema_for_another_kind_of_object_is_a_core_change() -> None:
+    """Same words, another object: a company's name is not the person's it was cached for."""
+    ask = "Fill this in from the text: Ada Stone founded Stone Rockets in 2011."
+
+    def flat(*keys: str) -> dict[str, Any]:
+        return {"type": "object", "properties": {k: {"type": "string"} for k in keys}}
+
+    person, company = (
+        schema_request(ask, flat("name", "born")),
+        schema_request(ask, flat("name", "founded")),
+    )
+    assert TASK.residue(person, spec_of(person)) == TASK.residue(company, spec_of(company))
+    delta = TASK.compare(person, spec_of(person), company, spec_of(company))
+    assert delta.core and "only 1 of the 2 properties" in delta.reason
+    grown = schema_request(ask, flat("name", "born", "city"))
+    assert not TASK.compare(person, spec_of(person), grown, spec_of(grown)).core
+
+
+# --- fuzz ---------------------------------------------------------------------------------------
+
+FUZZ = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SCALARS = st.none() | st.booleans() | st.integers() | st.text(max_size=6)
+VALUES = st.recursive(
+    SCALARS,
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+
+
+@FUZZ
+@given(st.dictionaries(st.text(max_size=5), VALUES, max_size=5), st.sampled_from([None, 2, 4]))
+def test_any_object_splits_into_leaves_that_join_back_and_verify_without_error(
+    obj: dict[str, Any], indent: int | None
+) -> None:
+    text = "Here:\n```json\n" + json.dumps(obj, indent=indent) + "\n```"
+    steps = TASK.segment(text)
+    assert "".join(steps) == text
+    spec = spec_of(schema_request(ASK, SCHEMA))
+    checks = TASK.verify(steps, spec, spec)
+    assert len(checks) == len(steps) and not checks[0].ok  # prose before the object
+    assert TASK.integrity(text, spec).ok is False
+
+
+@FUZZ
+@given(st.text(alphabet='{}[]":,abtype objectproperties $ref#/ \n', max_size=120))
+def test_detection_never_raises(prompt: str) -> None:
+    spec = detect_schema_spec(f"Return an object matching this schema: {prompt}")
+    assert spec is None or spec.identity

@@ -39,16 +39,22 @@ def _names(pointers: list[Pointer]) -> str:
 
 
 def compare_specs(cached_prompt: str, cached: SchemaSpec, prompt: str, spec: SchemaSpec) -> Delta:
-    """CORE when the two schemas share no property path; KEYS when the schemas differ (paths
-    added, removed, or constraints changed: the leaves are re-checked); REWORDING when only the
-    lexicon's words differ."""
+    """CORE unless more than half of the new schema's property paths are in the cached one
+    (other siblings make another kind of object: a company's "name" is not a person's); KEYS
+    when the schemas differ (paths added, removed, or constraints changed: the leaves are
+    re-checked); REWORDING when only the lexicon's words differ."""
     if cached.identity == spec.identity:
         if " ".join(cached_prompt.split()) == " ".join(prompt.split()):
             return Delta(frozenset(), "same request")
         return Delta(frozenset({DeltaKind.REWORDING}), "same schema, other words")
     old, new = schema_paths(cached.schema), schema_paths(spec.schema)
-    if not set(old) & set(new):
-        return Delta(frozenset({DeltaKind.CORE}), "the schemas share no property")
+    shared = set(old) & set(new)
+    if 2 * len(shared) <= len(new):
+        return Delta(
+            frozenset({DeltaKind.CORE}),
+            f"only {len(shared)} of the {len(new)} properties of the new schema are cached: "
+            "another kind of object",
+        )
     changes = []
     added = [p for p in new if p not in old]
     removed = [p for p in old if p not in new]

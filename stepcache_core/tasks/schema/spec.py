@@ -249,12 +249,10 @@ class SchemaSpec:
     @classmethod
     def of(cls, schema: dict[str, Any], masks: tuple[Mask, ...] = ()) -> SchemaSpec | None:
         """The spec of `schema` (refs inlined), or None when this task cannot read it."""
-        inlined = inline_refs(schema)
-        if inlined is None:
-            return None
         try:
-            return cls(json.dumps(inlined, ensure_ascii=False), masks)
-        except (ValueError, TypeError):
+            inlined = inline_refs(schema)
+            return None if inlined is None else cls(json.dumps(inlined, ensure_ascii=False), masks)
+        except (ValueError, TypeError, RecursionError):
             return None
 
     @property
