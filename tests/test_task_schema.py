@@ -525,3 +525,30 @@ def test_any_object_splits_into_leaves_that_join_back_and_verify_without_error(
 def test_detection_never_raises(prompt: str) -> None:
     spec = detect_schema_spec(f"Return an object matching this schema: {prompt}")
     assert spec is None or spec.identity
+
+
+def test_engine_repairs_only_the_proven_wrong_value_of_a_model_answer() -> None:
+    cache = StepCache(InMemoryStore(), embedder=HashEmbedder(), tasks=TaskRegistry.with_builtins())
+
+    def wrong_role(prompt: str) -> str:
+        asked = asked_pointers(prompt)
+        if asked:
+            return json.dumps({p: "ops" for p in asked})
+        answer = copy.deepcopy(ANSWER)
+        answer["team"][1]["role"] = "boss"
+        return json.dumps(answer, indent=2)
+
+    backend = ScriptedBackend(wrong_role)
+    result = cache.generate(schema_request(ASK, SCHEMA), backend)
+    assert result.path is Path.MISS and result.verified and "repaired" in result.reason
+    assert backend.calls == 2 and asked_pointers(backend.prompts[1]) == ["/team/1/role"]
+    assert validates(result.text, SCHEMA) and json.loads(result.text) == ANSWER
+
+
+def test_engine_serves_an_unproven_model_answer_as_written() -> None:
+    """Prose around the object or an extra key fails the check but proves nothing."""
+    cache = StepCache(InMemoryStore(), embedder=HashEmbedder(), tasks=TaskRegistry.with_builtins())
+    chatty = "Sure! Here it is:\n" + json.dumps({**ANSWER, "nickname": "Ace"})
+    backend = ScriptedBackend(lambda _: chatty)
+    result = cache.generate(schema_request(ASK, SCHEMA), backend)
+    assert result.text == chatty and not result.verified and backend.calls == 1
