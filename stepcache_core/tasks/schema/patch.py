@@ -4,6 +4,7 @@ the cached answer's layout; as a last resort, regenerate the whole object."""
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import re
@@ -97,10 +98,11 @@ def _ordered(schema: Any, value: Any) -> Any:
 
 
 def pointers_schema(spec: SchemaSpec, pointers: Sequence[Pointer]) -> dict[str, Any]:
-    """The schema of a patch reply: an object keyed by pointer text, each the sub-schema there."""
+    """The schema of a patch reply: an object keyed by pointer text, each the sub-schema there
+    (a copy: the backend may keep or change it)."""
     return {
         "type": "object",
-        "properties": {pointer_text(p): spec.at(p)[0] or {} for p in pointers},
+        "properties": {pointer_text(p): copy.deepcopy(spec.at(p)[0] or {}) for p in pointers},
         "required": [pointer_text(p) for p in pointers],
         "additionalProperties": False,
     }

@@ -8,6 +8,7 @@ combinator (``anyOf``, ``allOf``, ...) or ``prefixItems`` is a leaf: its whole v
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Sequence
@@ -227,6 +228,12 @@ def canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, ensure_ascii=False)
 
 
+@functools.lru_cache(maxsize=256)
+def _parsed(schema_json: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(schema_json)
+    return loaded
+
+
 @dataclass(frozen=True, slots=True)
 class SchemaSpec:
     """The object a request asks for: a JSON Schema (local refs inlined, property order kept)."""
@@ -257,8 +264,8 @@ class SchemaSpec:
 
     @property
     def schema(self) -> dict[str, Any]:
-        loaded: dict[str, Any] = json.loads(self.schema_json)
-        return loaded
+        """The inlined schema, parsed once per process and shared: never mutate it."""
+        return _parsed(self.schema_json)
 
     def at(self, pointer: Pointer) -> tuple[dict[str, Any] | None, str]:
         """The sub-schema at `pointer` (see `sub_schema`)."""
