@@ -20,12 +20,15 @@ from stepcache_core.tasks import (
     Delta,
     DeltaKind,
     JsonObjectTask,
+    JsonSchemaTask,
     JsonSpec,
     LinearEquationTask,
     LinearSpec,
     PatchRequest,
+    SchemaSpec,
     Task,
     TaskRegistry,
+    schema_request,
 )
 from stepcache_core.types import Completion, Path, Result, StepOrigin, StepOutcome
 
@@ -45,6 +48,7 @@ __all__ = [
     "InMemoryStore",
     "InvalidPromptError",
     "JsonObjectTask",
+    "JsonSchemaTask",
     "JsonSpec",
     "LinearEquationTask",
     "LinearSpec",
@@ -54,6 +58,7 @@ __all__ = [
     "PatchRequest",
     "Path",
     "Result",
+    "SchemaSpec",
     "SchemaVersionError",
     "StepCache",
     "StepCacheError",
@@ -65,6 +70,7 @@ __all__ = [
     "TaskRegistry",
     "TextListener",
     "default_cache_dir",
+    "schema_request",
     "segment_text",
     "stitch_steps",
 ]

@@ -244,3 +244,14 @@ def test_close_right_after_start_does_not_hang() -> None:
         backend.start()
         backend.close()
         assert not backend.started
+
+
+def test_complete_json_constrains_decoding_with_the_schema() -> None:
+    server = FakeServer()
+    backend = _with_fake(LlamaCppBackend(), server)
+    schema = {"type": "object", "properties": {"/a": {"type": "integer"}}, "required": ["/a"]}
+    backend.complete_json("fill /a", schema, max_tokens=16)
+    assert server.requests[-1]["response_format"] == json_schema_format(schema, strict=False)
+    assert server.requests[-1]["max_tokens"] == 16
+    asyncio.run(backend.acomplete_json("again", schema))
+    assert server.requests[-1]["response_format"] == json_schema_format(schema, strict=False)

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from stepcache_core.backends import Backend, OpenAIBackend, json_schema_format
+from stepcache_core.backends import Backend, FunctionBackend, OpenAIBackend, json_schema_format
 from stepcache_core.errors import BackendError, ConfigError
 
 pytest.importorskip("openai")
@@ -260,3 +260,27 @@ def test_importing_backends_does_not_import_openai_or_xllamacpp() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "[]"
+
+
+def test_complete_json_asks_for_the_schema_as_response_format(endpoint: FakeEndpoint) -> None:
+    schema = {"type": "object", "properties": {"/a": {"type": "integer"}}, "required": ["/a"]}
+    backend = _backend(endpoint)
+    backend.complete_json("fill /a", schema, max_tokens=12)
+    request = endpoint.requests[-1]
+    assert request["response_format"] == json_schema_format(schema, strict=False)
+    assert request["max_tokens"] == 12
+    asyncio.run(backend.acomplete_json("fill /a", schema))
+    assert endpoint.requests[-1]["response_format"] == json_schema_format(schema, strict=False)
+
+
+def test_the_default_complete_json_is_plain_complete() -> None:
+    seen: list[str] = []
+
+    def answer(prompt: str) -> str:
+        seen.append(prompt)
+        return '{"a": 1}'
+
+    backend = FunctionBackend(answer)
+    assert backend.complete_json("give a", {"type": "object"}).text == '{"a": 1}'
+    assert asyncio.run(backend.acomplete_json("again", {"type": "object"})).text == '{"a": 1}'
+    assert seen == ["give a", "again"]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from stepcache_core.errors import BackendError
 from stepcache_core.types import Completion
@@ -62,6 +63,31 @@ class Backend(ABC):
         if completion.text:
             on_text(completion.text)
         return completion
+
+    def complete_json(
+        self, prompt: str, schema: Mapping[str, Any], max_tokens: int | None = None
+    ) -> Completion:
+        """`complete`, asking for one JSON value that matches `schema`. Backends with
+        schema-constrained decoding (llama.cpp, OpenAI structured outputs) override it; the
+        default answers `prompt` as plain text, so a caller must still validate the reply."""
+        return self.complete(prompt, max_tokens)
+
+    async def acomplete_json(
+        self, prompt: str, schema: Mapping[str, Any], max_tokens: int | None = None
+    ) -> Completion:
+        """Async `complete_json`; the default is `acomplete` without the schema."""
+        return await self.acomplete(prompt, max_tokens)
+
+
+def json_schema_format(
+    schema: Mapping[str, Any], name: str = "answer", *, strict: bool = True
+) -> dict[str, Any]:
+    """An OpenAI ``response_format`` asking for JSON that matches `schema` (structured outputs;
+    grammar-constrained decoding on llama.cpp)."""
+    return {
+        "type": "json_schema",
+        "json_schema": {"name": name, "schema": dict(schema), "strict": strict},
+    }
 
 
 def chat_messages(prompt: str, system_prompt: str | None = None) -> list[dict[str, str]]:

@@ -17,7 +17,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from stepcache_core.backends.base import Backend, TextListener, chat_messages
+from stepcache_core.backends.base import (
+    Backend,
+    TextListener,
+    chat_messages,
+    json_schema_format,
+)
 from stepcache_core.backends.chunks import StreamedChat, raise_for_error
 from stepcache_core.backends.model_assets import ModelSpec, resolve_model
 from stepcache_core.errors import BackendError, ConfigError
@@ -272,6 +277,15 @@ class LlamaCppBackend(Backend):
         grammar-constrained output."""
         return self.chat(self._messages(prompt), max_tokens, response_format=response_format)
 
+    def complete_json(
+        self, prompt: str, schema: Mapping[str, Any], max_tokens: int | None = None
+    ) -> Completion:
+        """`complete` with the schema as a ``json_schema`` response format: llama.cpp turns it
+        into a grammar, so the reply is JSON of that shape."""
+        return self.complete(
+            prompt, max_tokens, response_format=json_schema_format(schema, strict=False)
+        )
+
     def complete_streaming(
         self, prompt: str, max_tokens: int | None, on_text: TextListener
     ) -> Completion:
@@ -322,6 +336,12 @@ class LlamaCppBackend(Backend):
         return await asyncio.to_thread(
             self.complete, prompt, max_tokens, response_format=response_format
         )
+
+    async def acomplete_json(
+        self, prompt: str, schema: Mapping[str, Any], max_tokens: int | None = None
+    ) -> Completion:
+        """`complete_json` in a worker thread."""
+        return await asyncio.to_thread(self.complete_json, prompt, schema, max_tokens)
 
     def __repr__(self) -> str:
         return f"LlamaCppBackend({self.name!r}, started={self.started})"

@@ -12,7 +12,12 @@ from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
-from stepcache_core.backends.base import Backend, TextListener, chat_messages
+from stepcache_core.backends.base import (
+    Backend,
+    TextListener,
+    chat_messages,
+    json_schema_format,
+)
 from stepcache_core.backends.chunks import StreamedChat
 from stepcache_core.errors import BackendError, ConfigError
 from stepcache_core.types import Completion
@@ -22,17 +27,6 @@ if TYPE_CHECKING:
     from openai.types.chat import ChatCompletion
 
 __all__ = ["OpenAIBackend", "json_schema_format"]
-
-
-def json_schema_format(
-    schema: Mapping[str, Any], name: str = "answer", *, strict: bool = True
-) -> dict[str, Any]:
-    """An OpenAI ``response_format`` asking for JSON that matches `schema` (structured outputs;
-    grammar-constrained decoding on llama.cpp)."""
-    return {
-        "type": "json_schema",
-        "json_schema": {"name": name, "schema": dict(schema), "strict": strict},
-    }
 
 
 def _check_max_tokens(max_tokens: int | None, default: int) -> int:
@@ -273,6 +267,23 @@ class OpenAIBackend(Backend):
     ) -> Completion:
         """Native async `complete`."""
         return await self.achat(self._messages(prompt), max_tokens, response_format=response_format)
+
+    def complete_json(
+        self, prompt: str, schema: Mapping[str, Any], max_tokens: int | None = None
+    ) -> Completion:
+        """`complete` with a ``json_schema`` response format (structured outputs), not strict:
+        OpenAI's strict mode refuses schemas with optional properties."""
+        return self.complete(
+            prompt, max_tokens, response_format=json_schema_format(schema, strict=False)
+        )
+
+    async def acomplete_json(
+        self, prompt: str, schema: Mapping[str, Any], max_tokens: int | None = None
+    ) -> Completion:
+        """Async `complete_json`."""
+        return await self.acomplete(
+            prompt, max_tokens, response_format=json_schema_format(schema, strict=False)
+        )
 
     def complete_streaming(
         self, prompt: str, max_tokens: int | None, on_text: TextListener

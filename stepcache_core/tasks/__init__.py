@@ -13,6 +13,7 @@ from stepcache_core.tasks.base import (
 from stepcache_core.tasks.json import JsonObjectTask, JsonSpec
 from stepcache_core.tasks.linear import LinearEquationTask, LinearSpec
 from stepcache_core.tasks.registry import TaskRegistry
+from stepcache_core.tasks.schema import JsonSchemaTask, SchemaSpec, schema_request
 
 __all__ = [
     "PASS",
@@ -22,10 +23,13 @@ __all__ = [
     "DeltaKind",
     "Generate",
     "JsonObjectTask",
+    "JsonSchemaTask",
     "JsonSpec",
     "LinearEquationTask",
     "LinearSpec",
     "PatchRequest",
+    "SchemaSpec",
     "Task",
     "TaskRegistry",
+    "schema_request",
 ]

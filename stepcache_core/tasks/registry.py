@@ -19,11 +19,15 @@ class TaskRegistry:
 
     @classmethod
     def with_builtins(cls) -> TaskRegistry:
-        """A registry holding the built-in tasks: linear equations, then JSON objects."""
+        """A registry holding the built-in tasks: linear equations, JSON objects, then objects
+        matching a JSON Schema. The schema task comes last so that it never takes a prompt the
+        others own: it gets the schema requests they decline (the `schema_request` prompts
+        adapters send for a schema passed explicitly among them)."""
         from stepcache_core.tasks.json import JsonObjectTask
         from stepcache_core.tasks.linear import LinearEquationTask
+        from stepcache_core.tasks.schema import JsonSchemaTask
 
-        return cls([LinearEquationTask(), JsonObjectTask()])
+        return cls([LinearEquationTask(), JsonObjectTask(), JsonSchemaTask()])
 
     def register(self, task: Task[Any], *, first: bool = False) -> None:
         """Add `task` (at the front with `first=True`); names must be unique."""
