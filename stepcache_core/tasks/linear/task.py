@@ -44,7 +44,7 @@ class LinearEquationTask(Task[LinearSpec]):
     Each stage is a module of this package; the methods wire them together."""
 
     name = "linear_equation"
-    version = "2"  # closed-world residues
+    version = "3"  # refuses uncertain notation; proofs need a request understood in full
     lexicon = LINEAR_LEXICON
 
     def detect(self, prompt: str) -> LinearSpec | None:
