@@ -182,8 +182,18 @@ def test_a_step_must_divide_by_the_number_it_names() -> None:
                 "Divide by the coefficient: r = 21/8\n",
             ),
         ),
+        (
+            "Solve 3x + 5 = 20 for x.",
+            ("Subtract 5 from both sides and divide by 3: x = 5\n",),
+        ),
     ],
-    ids=["latex operands", "each side", "add a negative, multiply", "not read: no verdict"],
+    ids=[
+        "latex operands",
+        "each side",
+        "add a negative, multiply",
+        "not read: no verdict",
+        "two operations, one result",
+    ],
 )
 def test_steps_that_do_what_they_name_verify(problem: str, steps: tuple[str, ...]) -> None:
     got = checks(problem, *steps)

@@ -69,7 +69,7 @@ _PATTERNS: tuple[tuple[Kind, re.Pattern[str]], ...] = (
 #: ("divide by 2x + 1", "subtract 3 times").
 _CLAUSE_END = re.compile(
     r"\s*(?:[.,:;!?)\n]|$|\s(?:from|to|on|in|and|so|then|we|this|which|"
-    r"gives|yields|to|for|the|both|each)\b)",
+    r"gives|yields|for|the|both|each)\b)",
     re.IGNORECASE,
 )
 

@@ -1,8 +1,11 @@
 """Detection: the linear equation a prompt asks to solve (`detect_linear`, prompt -> `LinearSpec`).
 
 The equation is read out of the prompt (plain or LaTeX) and cross-checked with sympy, which keeps
-the exact solution; prompts that are not "solve this", name another variable, or ask for an answer
-format the integrity check cannot enforce get no spec.
+the exact solution; prompts that are not "solve this", name another variable, ask for an answer
+format the integrity check cannot enforce, or write anything in notation the reader does not read
+with certainty (`notation.refused_notation`: digit grouping, unicode math, units, inequalities ...)
+get no spec. The spec records whether the prompt holds nothing else than the equation and the
+lexicon's phrasings (`LinearSpec.understood`).
 """
 
 from __future__ import annotations

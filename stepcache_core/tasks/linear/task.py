@@ -51,7 +51,8 @@ class LinearEquationTask(Task[LinearSpec]):
         return detect_linear(prompt)
 
     def proven_wrong(self, text: str, spec: LinearSpec, failure: Check) -> bool:
-        """A false equation or a wrong final value, in an answer that restates our equation."""
+        """A false equation or a wrong final value, in an answer that restates our equation, to a
+        request understood in full (nothing but the equation and the lexicon's phrasings)."""
         return proven_wrong(text, spec, failure)
 
     def spans(self, prompt: str, spec: LinearSpec) -> Sequence[Mask]:

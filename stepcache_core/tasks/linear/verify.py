@@ -148,7 +148,13 @@ def _operations_problem(text: str, reading: Reading, var: str, prev: _Previous) 
     if not pairs:
         return None
     shown = set(pairs) | {(rhs, lhs) for lhs, rhs in pairs}
-    for op in named_operations(text, var):
+    ops = named_operations(text, var)
+    combined = prev.pair  # "subtract 5 and divide by 3: x = 5" shows only both done
+    for op in ops:
+        combined = apply_operation(combined, op)
+    if len(ops) > 1 and combined in shown:
+        return None
+    for op in ops:
         if not any(apply_operation(base, op) in shown for base in (prev.pair, *pairs)):
             return (
                 f"the step says {op.text.strip()!r}, but none of its equations is the one before "
