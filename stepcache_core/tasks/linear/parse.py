@@ -1,13 +1,17 @@
 """Detection: the linear equation a prompt asks to solve (`detect_linear`, prompt -> `LinearSpec`).
 
 The equation is read out of the prompt (plain or LaTeX) and cross-checked with sympy, which keeps
-the exact solution; prompts that are not "solve this", name another variable, or ask for an answer
-format the integrity check cannot enforce get no spec.
+the exact solution; prompts that are not "solve this", name another variable, ask for an answer
+format the integrity check cannot enforce, or write anything in notation the reader does not read
+with certainty (`notation.refused_notation`: digit grouping, unicode math, units, inequalities ...)
+get no spec. The spec records whether the prompt holds nothing else than the equation and the
+lexicon's phrasings (`LinearSpec.understood`).
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from fractions import Fraction
 from functools import lru_cache
 
@@ -26,7 +30,10 @@ from stepcache_core.tasks.linear.mathtext import (
     is_variable,
     latex_to_plain,
 )
+from stepcache_core.tasks.linear.notation import refused_notation
 from stepcache_core.tasks.linear.spec import LinearSpec
+from stepcache_core.tasks.linear.wording import LINEAR_LEXICON, linear_masks
+from stepcache_core.tasks.understanding import residue
 
 __all__ = ["MAX_EQUATION_CHARS", "MAX_PROMPT_CHARS", "detect_linear", "token_skeleton"]
 
@@ -41,6 +48,13 @@ _NOT_SOLVE = re.compile(
     r"\bshow that\b|\btrue or false\b|\bwhich of\b|\bfactori[sz]e\b|\bexpand\b|\bdifferentiate\b|"
     r"\bderivative\b|\bintegra(?:l|te)\b|\bevaluate\b|\bsubstitut\w*|\bplug\b|\binequalit\w*|"
     r"\bwhat kind\b|\bwhat type\b|\bclassify\b|\btranslate\b|\bwrite a (?:program|function|code)\b",
+    re.IGNORECASE,
+)
+#: Asking for the value that satisfies the equation is a solve request ("What value of x
+#: satisfies 3x + 5 = 20?"); any other "satisfy" (does x = 2 satisfy ...) stays a verdict.
+_SATISFIES_ASK = re.compile(
+    r"\b(?:what|which)\s+value\s+of\s+[A-Za-z]\s+satisfies\b"
+    r"|\bfind\s+the\s+value\s+of\s+[A-Za-z]\s+that\s+satisfies\b",
     re.IGNORECASE,
 )
 _NAMED_VAR = re.compile(
@@ -114,11 +128,27 @@ def _candidates(prompt: str) -> list[tuple[str, str]]:
         r"(?:\d|[-+*/(=]\s*)([aAI])(?![A-Za-z'’])|(?<![A-Za-z'’])([aAI])\s*[-+*/)=]", rest
     )
     letter = (used.group(1) or used.group(2)) if used else ""
-    for run, _, _ in find_plain_equations(rest, letter):
+    for run, start, end in find_plain_equations(rest, letter):
         sides = run.split("=")
         if all(s.strip() for s in sides):  # "end with 'x = <value>'" leaves an empty side
-            found.append((run.strip(), ascii_ops(run.strip())))
+            plain = ascii_ops(run.strip())
+            if _glued(rest, start, end) or re.search(r"[\d.]\s+[\d.]", plain):
+                plain = "\\"  # "x:2", "4 500": a run cut out of more math, detection fails
+            found.append((run.strip(), plain))
     return found
+
+
+def _glued(text: str, start: int, end: int) -> bool:
+    """True when the run ``text[start:end]`` touches more text that may be math: a letter or
+    digit right at its edge, or a sign between it and a letter or digit (``x:2``, ``20,5``)."""
+    for near, far in ((start - 1, start - 2), (end, end + 1)):
+        if near < 0 or near >= len(text) or text[near].isspace():
+            continue
+        if text[near].isalnum():
+            return True
+        if 0 <= far < len(text) and text[far].isalnum():
+            return True
+    return False
 
 
 def token_skeleton(plain: str, var: str, *, numbers: bool = True) -> str:
@@ -173,7 +203,9 @@ _WHITELIST = re.compile(r"^[0-9A-Za-z+\-*/(). ]+$")
 @lru_cache(maxsize=4096)
 def detect_linear(prompt: str) -> LinearSpec | None:
     """The linear equation a prompt asks to solve, or None (memoized on the prompt string)."""
-    if len(prompt) > MAX_PROMPT_CHARS or _NOT_SOLVE.search(prompt):
+    if len(prompt) > MAX_PROMPT_CHARS or _NOT_SOLVE.search(_SATISFIES_ASK.sub(" ", prompt)):
+        return None
+    if refused_notation(prompt) is not None:
         return None
     found = _candidates(prompt)
     if len(found) != 1:
@@ -210,7 +242,7 @@ def detect_linear(prompt: str) -> LinearSpec | None:
     output = frozenset(tag for tag, pattern in _OUTPUT_TAGS if pattern.search(prompt))
     if _UNVERIFIABLE_OUTPUT & output or _rounding(prompt) is not None:
         return None  # an answer format the integrity check does not enforce
-    return LinearSpec(
+    spec = LinearSpec(
         variable=var,
         equation=written,
         lhs=lhs,
@@ -222,3 +254,5 @@ def detect_linear(prompt: str) -> LinearSpec | None:
         skeleton=skeleton,
         output=output,
     )
+    understood = not residue(prompt, linear_masks(prompt, spec), LINEAR_LEXICON)
+    return replace(spec, understood=understood)

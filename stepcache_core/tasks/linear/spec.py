@@ -21,7 +21,10 @@ class LinearSpec:
     literals with their sign (``3x - 5 = 20`` -> 3, -5, 20); `skeleton` is the equation with
     numbers as ``#`` and the variable as ``v`` (``#v-#=#``); `output` names extra answer-format
     demands the answer still satisfies when verified ("check"; formats it cannot verify, such as
-    a rounded or bare answer, make `detect` return None).
+    a rounded or bare answer, make `detect` return None). `understood` is True when the prompt
+    holds nothing but the equation, its variable and the reviewed lexicon's phrasings (an empty
+    residue): only then can a failing answer be proven wrong for the request, since an answer to
+    any other words ("then add 4 to the result") may be right for them.
     """
 
     variable: str
@@ -34,6 +37,7 @@ class LinearSpec:
     constants: tuple[Fraction, ...]
     skeleton: str
     output: frozenset[str] = frozenset()
+    understood: bool = False
 
     @property
     def plain(self) -> str:

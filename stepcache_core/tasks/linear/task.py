@@ -44,14 +44,15 @@ class LinearEquationTask(Task[LinearSpec]):
     Each stage is a module of this package; the methods wire them together."""
 
     name = "linear_equation"
-    version = "2"  # closed-world residues
+    version = "3"  # refuses uncertain notation; proofs need a request understood in full
     lexicon = LINEAR_LEXICON
 
     def detect(self, prompt: str) -> LinearSpec | None:
         return detect_linear(prompt)
 
     def proven_wrong(self, text: str, spec: LinearSpec, failure: Check) -> bool:
-        """A false equation or a wrong final value, in an answer that restates our equation."""
+        """A false equation or a wrong final value, in an answer that restates our equation, to a
+        request understood in full (nothing but the equation and the lexicon's phrasings)."""
         return proven_wrong(text, spec, failure)
 
     def spans(self, prompt: str, spec: LinearSpec) -> Sequence[Mask]:

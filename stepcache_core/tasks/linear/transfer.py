@@ -120,9 +120,20 @@ def restate(text: str, cached: LinearSpec, spec: LinearSpec) -> str:
     return "".join(out)
 
 
+def _one_role_each(cached: LinearSpec) -> bool:
+    """True when the cached equation's constants are distinct, signs aside. In ``3x + 3 = 12`` a
+    3 of a step may be the coefficient or the term: rewriting it would be a guess. (A constant
+    equal to the solution, ``3x + 5 = 20``, is told apart by place, and every place a mix-up
+    could land is checked: equations hold at the new solution, a final value is the solution, a
+    named operation is applied to the equation before.)"""
+    values = [abs(c) for c in cached.constants]
+    return len(set(values)) == len(values)
+
+
 def renumbering_for(cached: LinearSpec, spec: LinearSpec) -> Renumbering | None:
-    """The number map from `cached` to `spec` when they share their signed skeleton and differ in
-    their numbers; None otherwise (nothing to re-instantiate, or no one-to-one alignment)."""
+    """The number map from `cached` to `spec` when they share their signed skeleton, differ in
+    their numbers and each cached number has one role; None otherwise (nothing to
+    re-instantiate, no one-to-one alignment, or a number in two roles: refused, not guessed)."""
     if (cached.constants, cached.solution) == (spec.constants, spec.solution):
         return None
     if len(cached.constants) != len(spec.constants):
@@ -133,7 +144,7 @@ def renumbering_for(cached: LinearSpec, spec: LinearSpec) -> Renumbering | None:
         )
     except MathTextError:
         return None
-    if not same:
+    if not same or not _one_role_each(cached):
         return None
     return Renumbering.start(
         spec.variable,

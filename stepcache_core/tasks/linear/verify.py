@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from fractions import Fraction
 
 from stepcache_core.tasks.base import PASS, Check
@@ -20,6 +21,11 @@ from stepcache_core.tasks.linear.mathtext import (
     final_value,
     literal_numbers,
     read_math,
+)
+from stepcache_core.tasks.linear.operations import (
+    LinearPair,
+    apply_operation,
+    named_operations,
 )
 from stepcache_core.tasks.linear.renumber import signed_skeleton
 from stepcache_core.tasks.linear.spec import LinearSpec
@@ -96,14 +102,79 @@ def _misstates(rel: Relation, spec: LinearSpec, shape: str | None) -> bool:
         return False
 
 
+def _pair(rel: Relation, var: str) -> LinearPair | None:
+    try:
+        return linear(rel.lhs, var), linear(rel.rhs, var)
+    except MathTextError:
+        return None
+
+
+def _text(side: str) -> str:
+    return "".join(side.split())
+
+
+@dataclass(slots=True)
+class _Previous:
+    """The previous verified equation in the variable (the problem before the first step): its
+    exact linear forms and its sides as written."""
+
+    pair: LinearPair
+    sides: tuple[str, str]
+
+
+def _unrelated_identity(rel: Relation, reading: Reading, var: str, prev: _Previous) -> bool:
+    """True for an equation whose sides are the same linear form in the variable
+    (``2x + 3x + 6 = 5x + 6``): true whatever the variable is, it states nothing about the
+    problem. It is a step of the derivation only when it rewrites a side of the equation
+    before, as written (``Expand: 2(x + 3) + 4 = 2x + 10`` after ``2(x + 3) + 4 = 20``), or
+    is one link of a chain that also says something (``7x/7 = x = -1``)."""
+    pair = _pair(rel, var)
+    if pair is None or pair[0] != pair[1] or pair[0][0] == 0:
+        return False
+    chain = [r for r in reading.relations if r.source == rel.source and r.pos // 1 == rel.pos // 1]
+    if any((p := _pair(r, var)) is not None and p[0] != p[1] for r in chain):
+        return False
+    earlier = [prev.sides, *((r.lhs, r.rhs) for r in reading.relations if r.pos < rel.pos)]
+    return _text(rel.lhs) not in {_text(side) for sides in earlier for side in sides}
+
+
+def _operations_problem(text: str, reading: Reading, var: str, prev: _Previous) -> str | None:
+    """None when every operation the step's prose names ("subtract 13 from both sides",
+    "divide by 8") turns the previous verified equation, or an equation of this step, into an
+    equation of this step (sides in either order); else why not. A step without equations
+    cannot be compared (its operation may be shown in the next step) and is not failed for it,
+    nor is an operation whose operand cannot be read (`named_operations` skips those)."""
+    pairs = [p for p in (_pair(r, var) for r in reading.relations) if p is not None]
+    if not pairs:
+        return None
+    shown = set(pairs) | {(rhs, lhs) for lhs, rhs in pairs}
+    ops = named_operations(text, var)
+    combined = prev.pair  # "subtract 5 and divide by 3: x = 5" shows only both done
+    for op in ops:
+        combined = apply_operation(combined, op)
+    if len(ops) > 1 and combined in shown:
+        return None
+    for op in ops:
+        if not any(apply_operation(base, op) in shown for base in (prev.pair, *pairs)):
+            return (
+                f"the step says {op.text.strip()!r}, but none of its equations is the one before "
+                "with that done to both sides"
+            )
+    return None
+
+
 def _check_step(
     reading: Reading,
     spec: LinearSpec,
     stale: set[Fraction],
     allowed: set[Fraction],
     shape: str | None = None,
+    text: str = "",
+    prev: _Previous | None = None,
 ) -> Check:
-    """One step's verdict; adds the numbers of its verified equations to `allowed`."""
+    """One step's verdict; adds the numbers of its verified equations to `allowed`. With `prev`
+    (the previous verified equation) the step must also follow from it; a verified step's last
+    equation in the variable (not an identity) replaces it."""
     var = spec.variable
     if reading.problems:
         return Check(False, reading.problems[0])
@@ -116,6 +187,10 @@ def _check_step(
         problem = relation_problem(rel, spec)
         if problem is not None:
             return Check(False, problem)
+        if prev is not None and _unrelated_identity(rel, reading, var, prev):
+            return Check(
+                False, f"{rel.lhs} = {rel.rhs} is an identity: it states nothing about the problem"
+            )
         numbers = literal_numbers(rel.lhs) + literal_numbers(rel.rhs)
         allowed.update(numbers)
         if _is_restated(rel, spec):
@@ -127,6 +202,10 @@ def _check_step(
             for side in (rel.lhs, rel.rhs):
                 if not _is_solution_literal(side, spec):
                     guarded.extend(literal_numbers(side))
+    if prev is not None:
+        unfollowed = _operations_problem(text, reading, var, prev)
+        if unfollowed is not None:
+            return Check(False, unfollowed)
     loose: list[Fraction] = list(reading.prose_numbers)  # numbers outside equations
     for e in reading.expressions:
         try:
@@ -146,6 +225,11 @@ def _check_step(
     for n in loose:
         if n not in known:
             return Check(False, f"number {format_fraction(n)} is not backed by a verified equation")
+    if prev is not None:
+        for rel in reading.relations:
+            pair = _pair(rel, var)
+            if pair is not None and (pair[0][0] or pair[1][0]) and pair[0] != pair[1]:
+                prev.pair, prev.sides = pair, (rel.lhs, rel.rhs)
     if derived:
         return Check(True, f"{REASON_DERIVED}: {derived} equation(s) hold")
     return Check(True, REASON_RESTATED if restated else REASON_PROSE)
@@ -159,15 +243,19 @@ def _stale(cached: LinearSpec, spec: LinearSpec) -> set[Fraction]:
 
 
 def verify_steps(steps: Sequence[str], cached: LinearSpec, spec: LinearSpec) -> list[Check]:
-    """Per step: equations linear and true at the new solution, numeric identities true, no
-    other variable, nothing unreadable, no stale number of the cached equation (except in a
+    """Per step, in order: it follows from the previous verified equation (every operation its
+    prose names, "subtract 13 from both sides", applied to it; no identity that does not rewrite
+    it), equations linear and true at the new solution, numeric identities true, no other
+    variable, nothing unreadable, no stale number of the cached equation (except in a
     final ``v = solution`` / boxed solution), prose numbers backed by the new equation, its
     solution or an equation verified so far, no code block with numbers."""
     stale = _stale(cached, spec)
     allowed: set[Fraction] = set()
     shape = _problem_shape(spec)
+    prev = _Previous((spec.lhs_linear, spec.rhs_linear), (spec.lhs, spec.rhs))
     return [
-        _check_step(read_math(step, spec.variable), spec, stale, allowed, shape) for step in steps
+        _check_step(read_math(step, spec.variable), spec, stale, allowed, shape, step, prev)
+        for step in steps
     ]
 
 
@@ -212,11 +300,13 @@ def _is_false(rel: Relation, spec: LinearSpec) -> bool:
 
 
 def proven_wrong(text: str, spec: LinearSpec, failure: Check) -> bool:
-    """True when `failure` proves the answer wrong *and* the answer starts from the very equation
-    the spec holds (its first equation restates it): the model read the problem as we did and
-    then erred. An answer that states another equation first may be right for a prompt we
-    misread, so it is never proven wrong."""
-    if not failure.wrong:
+    """True when `failure` proves the answer wrong, the request is understood in full (nothing in
+    the prompt but the equation and the lexicon's phrasings) *and* the answer starts from the
+    very equation the spec holds (its first equation restates it): the model read the problem as
+    we did and then erred. An answer to a prompt with other words ("then add 4 to the result"),
+    or one that states another equation first, may be right for what was asked, so it is never
+    proven wrong; nor is an unfinished one (a hint, a truncated answer: `failure.wrong` unset)."""
+    if not failure.wrong or not spec.understood:
         return False
     relations = read_math(text, spec.variable).relations
     return bool(relations) and _is_restated(relations[0], spec)
