@@ -33,7 +33,21 @@ from stepcache_core import (
 )
 from stepcache_core.store import entry_key
 
-ARMS: tuple[str, ...] = ("no_cache", "exact", "semantic", "stepcache", "stepcache_no_fallback")
+ARMS: tuple[str, ...] = (
+    "no_cache",
+    "exact",
+    "langchain_exact",
+    "semantic",
+    "gptcache",
+    "gptcache_cos08",
+    "stepcache",
+    "stepcache_no_fallback",
+)
+# GPTCache's own similarity_threshold per GPTCache arm. Its faiss store returns the squared L2
+# distance d, SearchDistanceEvaluation scores 4 - d (max_distance 4.0) and the adapter serves when
+# score >= 4 * similarity_threshold; on unit vectors d = 2 - 2 cos, so the threshold t means
+# cos >= 2t - 1: 0.8 (its default) is cos >= 0.6, and 0.9 is cos >= 0.8.
+GPTCACHE_THRESHOLDS: dict[str, float] = {"gptcache": 0.8, "gptcache_cos08": 0.9}
 PATHS: tuple[str, ...] = ("exact", "reuse", "patch", "skip", "miss")
 NAMESPACE = "bench"
 
@@ -151,6 +165,11 @@ class MemoBackend(Backend):
     def take(self) -> list[Call]:
         calls, self._calls = self._calls, []
         return calls
+
+    @property
+    def pending(self) -> int:
+        """Calls made since the last `take`."""
+        return len(self._calls)
 
 
 # ---------------------------------------------------------------------------- embedders
@@ -353,6 +372,7 @@ class Record:
     fallback_used: bool
     answer: str = field(repr=False, default="")
     timings: dict[str, float] = field(default_factory=dict)
+    workload: str = "paper"
 
     def as_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__slots__}
@@ -425,6 +445,7 @@ def grade(arm: Arm, request: Request, timed: Timed, integrity: Integrity) -> Rec
         fallback_used=served.fallback_used,
         answer=served.text,
         timings=served.timings,
+        workload=request.workload,
     )
 
 
@@ -457,10 +478,25 @@ def build_arms(
             store_dir / name, collection=f"bench-{name}", embedder_name=embedder.name
         )
 
+    from stepcache_bench.baselines import GPTCacheArm, LangChainExactArm
+
     out: list[Arm] = []
     for name in arms:
         if name == "no_cache":
             out.append(NoCacheArm(memo(), max_tokens))
+        elif name == "langchain_exact":
+            out.append(LangChainExactArm(memo(), max_tokens))
+        elif name in GPTCACHE_THRESHOLDS:
+            out.append(
+                GPTCacheArm(
+                    name,
+                    memo(),
+                    max_tokens,
+                    store_dir / name,
+                    ArmEmbedder(embedder),
+                    GPTCACHE_THRESHOLDS[name],
+                )
+            )
         elif name == "exact":
             out.append(ExactArm(memo(), max_tokens, store(name)))
         elif name == "semantic":

@@ -12,7 +12,10 @@ from stepcache_bench.metrics import percentile
 ARM_LABELS = {
     "no_cache": "no cache",
     "exact": "exact-match cache",
+    "langchain_exact": "LangChain InMemoryCache",
     "semantic": "semantic cache",
+    "gptcache": "GPTCache 0.1.44 (default 0.8 = cos 0.6)",
+    "gptcache_cos08": "GPTCache 0.1.44 (0.9 = cos 0.8)",
     "stepcache": "StepCache",
     "stepcache_no_fallback": "StepCache, no fallback",
 }
@@ -49,6 +52,7 @@ def arm_rows(results: dict[str, Any]) -> list[list[str]]:
                 str(a["wrong_served"]),
                 paths,
                 _ms(a["overhead_s"]["mean"]),
+                _ms(a["lookup_s"]["median"]) if "lookup_s" in a else "-",
             ]
         )
     return rows
@@ -65,13 +69,17 @@ ARM_HEADER = [
     "wrong served",
     "exact/reuse/patch/skip/miss",
     "cache overhead (mean)",
+    "lookup (median)",
 ]
 
 
 SHORT_LABELS = {
     "no_cache": "no cache",
     "exact": "exact",
+    "langchain_exact": "LC InMemory",
     "semantic": "semantic",
+    "gptcache": "GPTCache 0.8",
+    "gptcache_cos08": "GPTCache 0.9",
     "stepcache": "StepCache",
     "stepcache_no_fallback": "SC no fallbk",
 }
@@ -88,7 +96,7 @@ def print_table(results: dict[str, Any]) -> None:
         f"{len(results['arms'])} arms, seeds {results['seeds']}, {results['model']}"
     )
     speed = Table(title="Latency and backend tokens (ratio to no cache)")
-    for i, h in enumerate(("arm", "mean", "median", "p95", "tokens", "overhead")):
+    for i, h in enumerate(("arm", "mean", "median", "p95", "tokens", "overhead", "lookup p50")):
         speed.add_column(h, justify="left" if i == 0 else "right")
     quality = Table(title="Correctness and paths")
     for i, h in enumerate(("arm", "correct", "integrity", "wrong", *PATHS)):
@@ -104,6 +112,7 @@ def print_table(results: dict[str, Any]) -> None:
             f"{_ms(lat['p95'])} {_ratio(r.get('p95'))}",
             f"{a['tokens']['total']:,} {_ratio(r.get('tokens'))}",
             _ms(a["overhead_s"]["mean"]),
+            _ms(a["lookup_s"]["median"]),
         )
         quality.add_row(
             label,
@@ -234,6 +243,17 @@ def markdown(results: dict[str, Any], img_prefix: str = "img/") -> str:
         "|" + "---|" * len(ARM_HEADER),
     ]
     lines += ["| " + " | ".join(row) + " |" for row in arm_rows(results)]
+    workloads = results.get("workloads", {})
+    if len(workloads) > 1:
+        for name, part in workloads.items():
+            lines += [
+                "",
+                f"### Workload `{name}` ({part['requests']} requests)",
+                "",
+                "| " + " | ".join(ARM_HEADER) + " |",
+                "|" + "---|" * len(ARM_HEADER),
+            ]
+            lines += ["| " + " | ".join(row) + " |" for row in arm_rows(part)]
     lines += [
         "",
         "## Targets (StepCache, fallback on, vs no cache)",

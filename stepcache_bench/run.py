@@ -29,14 +29,30 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from stepcache_bench.hard import generate_hard_workload
 from stepcache_bench.harness import ARMS, Integrity, MemoTable, Record, build_arms, measure
 from stepcache_bench.metrics import summarize, targets
-from stepcache_bench.workload import DEFAULT_SEEDS, expected_count, generate_workload
+from stepcache_bench.workload import DEFAULT_SEEDS, Workload, expected_count, generate_workload
 from stepcache_core import Backend, Embedder, MiniLMEmbedder
 
 log = logging.getLogger("stepcache.bench")
 
 QUICK_BASES = 2
+WORKLOADS: tuple[str, ...] = ("paper", "hard")
+
+
+def workloads_for(
+    name: str, seeds: Sequence[int], bases: int, k: int
+) -> list[tuple[str, Workload]]:
+    """(workload name, workload) per seed: `paper`, `hard` (the same bases, grammar variants) or
+    `all` (both, each served by fresh arms)."""
+    names = WORKLOADS if name == "all" else (name,)
+    out = []
+    for seed in seeds:
+        for n in names:
+            make = generate_workload if n == "paper" else generate_hard_workload
+            out.append((n, make(seed, bases, k)))
+    return out
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,6 +77,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--bases", type=int, default=None, help="base prompts per family (default 10; --quick: 2)"
     )
     p.add_argument("--k", type=int, default=3, help="variants per perturbation kind (default 3)")
+    p.add_argument(
+        "--workload",
+        choices=(*WORKLOADS, "all"),
+        default="paper",
+        help="paper: the paper-shaped workload (default); hard: the same bases with variants "
+        "from the correctness grammar; all: both, reported on their own and together",
+    )
     p.add_argument(
         "--backend",
         choices=("llamacpp", "fake"),
@@ -223,7 +246,8 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> dict[str, Any]:
         "%Y%m%dT%H%M%SZ"
     )
     out.mkdir(parents=True, exist_ok=True)
-    workloads = [generate_workload(s, bases, args.k) for s in seeds]
+    named = workloads_for(args.workload, seeds, bases, args.k)
+    workloads = [w for _, w in named]
 
     backend, model_name, simulated = _backend(args)
     embedder = _embedder(args)
@@ -245,14 +269,16 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> dict[str, Any]:
     )
     store_root = Path(tempfile.mkdtemp(prefix="stepcache-bench-"))
     try:
-        for w in workloads:
-            table = MemoTable(args.memo_file, model=model_name)
-            loaded += table.loaded
+        tables: dict[int, MemoTable] = {}
+        for wname, w in named:
+            fresh_table = w.seed not in tables
+            table = tables.setdefault(w.seed, MemoTable(args.memo_file, model=model_name))
+            loaded += table.loaded if fresh_table else 0
             arms = build_arms(
                 backend,
                 table,
                 embedder,
-                store_root / f"seed-{w.seed}",
+                store_root / f"{wname}-seed-{w.seed}",
                 max_tokens=args.max_tokens,
                 semantic_min_similarity=args.semantic_min_similarity,
                 simulated_seconds=simulated,
@@ -262,14 +288,14 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> dict[str, Any]:
                 for arm in arms:
                     arm.warm(b.prompt)
                     arm.backend.take()
-                progress.step(f"seed {w.seed}: caching base prompts")
+                progress.step(f"{wname} seed {w.seed}: caching base prompts")
             for i, req in enumerate(w.requests):
                 records.extend(measure(arms, req, integrity))
-                progress.step(f"seed {w.seed}: request {i + 1}/{len(w.requests)}")
+                progress.step(f"{wname} seed {w.seed}: request {i + 1}/{len(w.requests)}")
             for arm in arms:
                 arm.close()
-            computed += table.computed
-            model_time += table.seconds()
+        computed += sum(t.computed for t in tables.values())
+        model_time += sum(t.seconds() for t in tables.values())
     finally:
         progress.close()
         if not args.keep_stores:
@@ -309,7 +335,12 @@ def _results(
     warmup_s: float,
 ) -> dict[str, Any]:
     summary = summarize(records, args.arms)
-    per_seed = len(workloads[0].requests) if workloads else 0
+    first = [w for w in workloads if w.seed == seeds[0]]
+    per_seed = sum(len(w.requests) for w in first)
+    counts: dict[str, int] = {}
+    for w in first:
+        for key, n in w.counts.items():
+            counts[key] = counts.get(key, 0) + n
     command = "python -m stepcache_bench.run " + " ".join(shlex.quote(a) for a in argv)
     results: dict[str, Any] = {
         "command": command.strip(),
@@ -324,7 +355,7 @@ def _results(
             "per_seed": per_seed,
             "bases_per_seed": len(workloads[0].bases) if workloads else 0,
             "total": sum(len(w.requests) for w in workloads),
-            "counts_per_seed": workloads[0].counts if workloads else {},
+            "counts_per_seed": dict(sorted(counts.items())),
             "derivation": f"2 families x {bases} base prompts x 4 perturbation kinds x "
             f"k={args.k} variants = {expected_count(bases, args.k)}",
         },
@@ -335,12 +366,21 @@ def _results(
             "k": args.k,
             "embedder": args.embedder,
             "backend": args.backend,
+            "workload": args.workload,
             "threads": args.threads,
         },
         "backend_calls": {"computed": computed, "loaded_from_memo_file": loaded},
         **summary,
     }
     results["targets"] = targets(summary)
+    results["workloads"] = {}
+    for name in sorted({r.workload for r in records}):
+        part = summarize([r for r in records if r.workload == name], args.arms)
+        results["workloads"][name] = {
+            "requests": sum(r.workload == name for r in records) // max(len(args.arms), 1),
+            **part,
+            "targets": targets(part),
+        }
     results["notes"] = {
         "memo": (
             "Greedy decoding is deterministic, so each distinct backend call (prompt, max_tokens) "
@@ -366,6 +406,40 @@ def _results(
         "wrong_served": (
             "Wrong served counts answers served from a cache (exact/reuse/patch paths, the "
             "semantic cache's hits) that fail the task checker."
+        ),
+        "gptcache": (
+            "GPTCache 0.1.44 itself, as its README recommends: sqlite + faiss data manager, "
+            "SearchDistanceEvaluation, get_prompt, with the benchmark's embedder (the same MiniLM "
+            "as StepCache) as its embedding function; one Cache object per arm and seed, "
+            "get/put of gptcache.adapter.api. Its faiss index returns the squared L2 distance d, "
+            "SearchDistanceEvaluation scores 4 - d and the adapter serves at score >= "
+            "4 x similarity_threshold, so on unit vectors its default 0.8 serves at cosine >= 0.6 "
+            "and 0.9 at cosine >= 0.8: both are reported. The stored value holds the prompt "
+            "beside the answer so that the grader knows which prompt an answer was cached for. "
+            "Its lookup is the get() time (embedding, search, sqlite read, hit report)."
+        ),
+        "langchain_exact": (
+            "LangChain's InMemoryCache through set_llm_cache, in front of a minimal LangChain LLM "
+            "whose call is the benchmark backend: the exact-match cache LangChain users have "
+            "today (the raw prompt string and the model's llm_string are the key). The global "
+            "cache is set for each call only and put back afterwards."
+        ),
+        "lookup": (
+            "Lookup (median): GPTCache's get() time; for the other arms their cache overhead "
+            "per request."
+        ),
+        "hard": (
+            "The hard workload (--workload hard|all) keeps the paper workload's bases and "
+            "draws 4k variants per base from the correctness grammar (stepcache_bench/hard.py): "
+            "a third meaning-preserving (another benchmark phrasing, whitespace between "
+            "sentences, final punctuation; graded by the checker), half meaning-changing in "
+            "words no task parses (another question about the same equation, a constraint, an "
+            "output form, a language, a value or fact in prose, a count, a nesting, another "
+            "subject, several equations, units; graded only by whether a cached answer was "
+            "served), a sixth respelled spec (thousands separators, a number in words, a unicode "
+            "minus, superscripts that cancel; a stop-word or non-ASCII key; graded by the "
+            "checker against the meant equation or key set). Each workload is served by fresh "
+            "arms and reported on its own and together."
         ),
         "paths": (
             "Non-StepCache arms: a cache hit counts as exact (same prompt) or reuse (another "
@@ -402,6 +476,12 @@ def _write(
         for png in (out / "img").glob("*.png"):
             shutil.copy2(png, img / png.name)
         (args.docs / "benchmark.md").write_text(report.markdown(results, "img/"))
+    if len(results["workloads"]) > 1:
+        for name, part in results["workloads"].items():
+            sub = {**results, **part, "requests": {"total": part["requests"]}}
+            print(f"\n== workload {name} ==")
+            report.print_table(sub)
+        print("\n== all workloads together ==")
     report.print_table(results)
     print(f"results: {out / 'results.json'} (duration {results['duration_s'] / 60:.1f} min)")
 

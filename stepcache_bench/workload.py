@@ -62,6 +62,7 @@ class Request:
     # json ground truth: required keys (exactly these) and their JSON types
     keys: tuple[str, ...] = ()
     types: tuple[tuple[str, str], ...] = ()
+    workload: str = "paper"  # which workload generated it: paper | hard
 
     @property
     def type_map(self) -> dict[str, str]:

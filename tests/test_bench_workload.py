@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import Counter
 from fractions import Fraction
@@ -54,6 +55,22 @@ def test_deterministic_per_seed() -> None:
     a, b, c = generate_workload(42), generate_workload(42), generate_workload(43)
     assert a == b
     assert [r.prompt for r in a.requests] != [r.prompt for r in c.requests]
+
+
+# sha256 of the paper workload's ids and prompts, as generated before the hard workload existed
+PAPER_WORKLOAD_SHA256 = {
+    42: "89eacfe5d7063ac37c3bffeead49b6f4ab0e84a0685c423f3714b8d79414ef3f",
+    43: "76fcf9e197f8596696826aa650711bbb16145075fbbabf118ad57e64d524874a",
+    44: "cb3e2b9d3c865681c1e5926a303b0dccb66d0ccc1e0cca6f81acc316b017274e",
+}
+
+
+@pytest.mark.parametrize("seed", [42, 43, 44])
+def test_paper_workload_is_unchanged(seed: int, workloads: dict[int, Workload]) -> None:
+    w = workloads[seed]
+    text = "\x00".join(f"{r.prompt}|{r.id}" for r in (*w.bases, *w.requests))
+    assert hashlib.sha256(text.encode()).hexdigest() == PAPER_WORKLOAD_SHA256[seed]
+    assert {r.workload for r in (*w.bases, *w.requests)} == {"paper"}
 
 
 @pytest.mark.parametrize("seed", [42, 43, 44])
