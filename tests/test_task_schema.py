@@ -552,3 +552,30 @@ def test_engine_serves_an_unproven_model_answer_as_written() -> None:
     backend = ScriptedBackend(lambda _: chatty)
     result = cache.generate(schema_request(ASK, SCHEMA), backend)
     assert result.text == chatty and not result.verified and backend.calls == 1
+
+
+class JsonAwareBackend(ScriptedBackend):
+    """A scripted backend that records the schemas it is asked to match."""
+
+    def __init__(self, answer: Any) -> None:
+        super().__init__(answer)
+        self.schemas: list[Any] = []
+
+    def complete_json(self, prompt: str, schema: Any, max_tokens: int | None = None) -> Any:
+        self.schemas.append(schema)
+        return self.complete(prompt, max_tokens)
+
+
+def test_engine_patches_through_schema_constrained_decoding_when_the_backend_has_it() -> None:
+    cache = StepCache(InMemoryStore(), embedder=HashEmbedder(), tasks=TaskRegistry.with_builtins())
+    backend = JsonAwareBackend(model)
+    cache.generate(schema_request(ASK, SCHEMA), backend)
+    assert backend.schemas == []  # a fresh answer is the model's own, unconstrained
+    props = dict(SCHEMA["properties"]["address"]["properties"], zip={"type": "string"})
+    new = variant(
+        properties__address__properties=props,
+        properties__address__required=["city", "country", "zip"],
+    )
+    patched = cache.generate(schema_request(ASK, new), backend)
+    assert patched.path is Path.PATCH and validates(patched.text, new)
+    assert len(backend.schemas) == 1 and "/address/zip" in json.dumps(backend.schemas[0])

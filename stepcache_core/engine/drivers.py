@@ -16,7 +16,7 @@ import asyncio
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from typing import Any
@@ -110,7 +110,9 @@ class _StepGate:
 
 
 #: How a driver makes one backend call (optionally streaming its steps through a gate).
-CallBackend = Callable[[str, int | None, _StepGate | None], Completion]
+#: A backend call: prompt, token cap, the step gate (streaming) and a JSON Schema the answer
+#: must match (schema-constrained decoding where the backend has it).
+CallBackend = Callable[[str, int | None, "_StepGate | None", Mapping[str, Any] | None], Completion]
 
 
 @dataclass(slots=True)
@@ -128,12 +130,19 @@ class Drivers:
     def run(self, flow: Flow, backend: Backend | None, req: Request) -> Result | None:
         """Drive `flow` with blocking calls."""
 
-        def call(prompt: str, max_tokens: int | None, gate: _StepGate | None = None) -> Completion:
+        def call(
+            prompt: str,
+            max_tokens: int | None,
+            gate: _StepGate | None = None,
+            schema: Mapping[str, Any] | None = None,
+        ) -> Completion:
             assert backend is not None
             t0 = time.perf_counter()
             try:
-                if gate is None:
-                    answer: object = backend.complete(prompt, max_tokens)
+                if schema is not None:
+                    answer: object = backend.complete_json(prompt, schema, max_tokens)
+                elif gate is None:
+                    answer = backend.complete(prompt, max_tokens)
                 else:
                     answer = backend.complete_streaming(prompt, max_tokens, gate.feed)
                 completion = checked_completion(answer)
@@ -190,13 +199,18 @@ class Drivers:
         loop = asyncio.get_running_loop()
 
         async def acall(
-            prompt: str, max_tokens: int | None, gate: _StepGate | None = None
+            prompt: str,
+            max_tokens: int | None,
+            gate: _StepGate | None = None,
+            schema: Mapping[str, Any] | None = None,
         ) -> Completion:
             assert backend is not None
             t0 = time.perf_counter()
             try:
-                if gate is None:
-                    answer: object = await backend.acomplete(prompt, max_tokens)
+                if schema is not None:
+                    answer: object = await backend.acomplete_json(prompt, schema, max_tokens)
+                elif gate is None:
+                    answer = await backend.acomplete(prompt, max_tokens)
                 else:
                     answer = await backend.acomplete_streaming(prompt, max_tokens, gate.feed)
                 completion = checked_completion(answer)
@@ -210,14 +224,18 @@ class Drivers:
         in_flight: set[Future[Completion]] = set()
 
         def bridge(
-            prompt: str, max_tokens: int | None, gate: _StepGate | None = None
+            prompt: str,
+            max_tokens: int | None,
+            gate: _StepGate | None = None,
+            schema: Mapping[str, Any] | None = None,
         ) -> Completion:
             # Runs in the patch worker thread; the backend call itself is awaited on the loop
             # (so streamed steps reach the listener on the loop too).
             with guard:
                 if cancelled:
                     raise asyncio.CancelledError("the request was cancelled")
-                future = asyncio.run_coroutine_threadsafe(acall(prompt, max_tokens, gate), loop)
+                coro = acall(prompt, max_tokens, gate, schema)
+                future = asyncio.run_coroutine_threadsafe(coro, loop)
                 in_flight.add(future)
             try:
                 return future.result()
@@ -332,24 +350,10 @@ class Drivers:
         return self._gate(req, call.assemble, call.task, call.spec)
 
     def _patch_generate(self, req: Request, patch: Patch, call: CallBackend) -> Generate:
-        """The `generate` a task's patch plan calls. Its steps are streamed only when the
-        deterministic fallback backs the patch: a failed patch then keeps what was streamed."""
-        task, spec = patch.task, patch.request.spec
-        backed = self.config.fallback and type(task).fallback is not Task.fallback
-
-        def generate(
-            prompt: str, max_tokens: int | None, assemble: Assemble | None = None
-        ) -> Completion:
-            gate = None
-            if req.on_step is not None and assemble is not None and backed:
-                gate = self._gate(req, assemble, task, spec)
-            completion = call(prompt, max_tokens, gate)
-            if self._oversized(completion):
-                # Not parsed: the task sees an empty continuation, a failed patch attempt.
-                return replace(completion, text="")
-            return completion
-
-        return generate
+        """The `generate` a task's patch plan calls (it can also ask for JSON matching a schema:
+        `_PatchGenerate.complete_json`). Its steps are streamed only when the deterministic
+        fallback backs the patch: a failed patch then keeps what was streamed."""
+        return _PatchGenerate(self, req, patch, call)
 
     def _internal_error(self, exc: Exception) -> None:
         self.counters["degraded"] += 1
@@ -409,3 +413,33 @@ def _written_steps(req: Request, text: str) -> tuple[StepOutcome, ...]:
     if len(text) > len(streamed) or not steps:
         steps.append(StepOutcome(text[len(streamed) :], StepOrigin.GENERATED))
     return tuple(steps)
+
+
+@dataclass(frozen=True, slots=True)
+class _PatchGenerate:
+    """What a task's patch plan calls to ask the backend: plain text (`__call__`, streamed when
+    the fallback backs the patch) or JSON matching a schema (`complete_json`). Answers over the
+    size cap reach the task empty: a failed patch attempt."""
+
+    drivers: Drivers
+    req: Request
+    patch: Patch
+    call: CallBackend
+
+    def __call__(
+        self, prompt: str, max_tokens: int | None, assemble: Assemble | None = None
+    ) -> Completion:
+        task, spec = self.patch.task, self.patch.request.spec
+        backed = self.drivers.config.fallback and type(task).fallback is not Task.fallback
+        gate = None
+        if self.req.on_step is not None and assemble is not None and backed:
+            gate = self.drivers._gate(self.req, assemble, task, spec)
+        return self._capped(self.call(prompt, max_tokens, gate, None))
+
+    def complete_json(
+        self, prompt: str, schema: Mapping[str, Any], max_tokens: int | None
+    ) -> Completion:
+        return self._capped(self.call(prompt, max_tokens, None, schema))
+
+    def _capped(self, completion: Completion) -> Completion:
+        return replace(completion, text="") if self.drivers._oversized(completion) else completion
