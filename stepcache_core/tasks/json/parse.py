@@ -160,7 +160,8 @@ _BULLET_ITEM = re.compile(rf"^[ \t]*(?:[-*•]|\d+[.)])[ \t]+(?P<item>{_ITEM_SRC
 _NOT_KEYS = word_set(
     "a an the and or nor is are be should must that this these those with it its as all each every"
     " only exactly no not nothing none else other others any some more like such at least so etc"
-    " include including named called following given below above also plus but"
+    " include including named called following given below above also plus but which who whom"
+    " whose where when while then there their they them"
 )
 #: Words that can be keys ("value", "from", "type") but also prose: a bare one is a key only
 #: inside a key list that is followed by more keys or ends with its clause; a list without
