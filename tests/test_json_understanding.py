@@ -58,6 +58,8 @@ def test_whitespace_inside_a_quoted_key_is_part_of_the_key() -> None:
         "JSON object with the keys name, no and city.",  # 'no' is never a bare key
         "A JSON object with the fields name, age and value of the person.",  # key or prose?
         "Create a pretend product as JSON. Use these keys:\n- name\n- all of them strings",
+        # two lists: is `data` a key of the object, or the one above it?
+        "A JSON object with the keys name and age. Nest it under a top-level key `data`.",
     ],
 )
 def test_a_key_list_with_words_that_may_be_prose_is_refused(prompt: str) -> None:

@@ -78,6 +78,7 @@ _BARE = re.compile(
 #: "at least" is about the key set only before a key noun or the key list itself; before a
 #: number it is about a value ("at least 18 years old"); anywhere else detection refuses.
 _AT_LEAST = re.compile(r"\bat\s+least\b", re.I)
+_BLANKS = re.compile(r"[ \t]*")
 _AT_LEAST_KEYS = re.compile(
     rf"[ \t]*(?:(?:the|these|those|all|the[ \t]+following|following)[ \t]+)?{_KEY_NOUN}\b", re.I
 )
@@ -252,7 +253,8 @@ def _items(src: str, *, explicit: bool, ends_clause: bool) -> tuple[list[_Item],
 def _prose_keys(text: str) -> tuple[list[tuple[str, str | None]], list[Span]]:
     """Keys (with a type word when given) listed in prose, and the spans that list them (what
     follows a bullet's key on its line is not part of it: "- age (integer) On one line").
-    Raises `_Uncertain` when a list's words cannot all be read as keys or prose."""
+    Raises `_Uncertain` when a list's words cannot all be read as keys or prose, or when the
+    prompt lists keys in two places (which list is the object's is not certain)."""
     found: list[tuple[str, str | None]] = []
     spans: list[Span] = []
     masks: list[Span] = []
@@ -297,6 +299,8 @@ def _prose_keys(text: str) -> tuple[list[tuple[str, str | None]], list[Span]]:
         items, covered = _items(m.group("list"), explicit=False, ends_clause=True)
         if covered == len(m.group("list")):
             take(items, m.span("list"), [m.span("list")])
+    if len(spans) > 1:
+        raise _Uncertain("two key lists")  # "keys a, b ... under a top-level key `data`"
     masks.sort()
     return found, masks
 
@@ -346,7 +350,7 @@ def _at_least_keys(checked: str, key_starts: list[int]) -> bool | None:
     absent or before a number (about a value), None when unclear."""
     widens = False
     for m in _AT_LEAST.finditer(checked):
-        gap = len(checked) - len(checked[m.end() :].lstrip(" \t"))
+        gap = _BLANKS.match(checked, m.end()).end()  # type: ignore[union-attr]
         if _AT_LEAST_KEYS.match(checked, m.end()) or any(
             m.end() <= start <= gap for start in key_starts
         ):
