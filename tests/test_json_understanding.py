@@ -187,3 +187,12 @@ def test_a_model_answer_with_other_keys_is_served_unchanged() -> None:
         ScriptedBackend(lambda p: extra),
     )
     assert second.text == extra and not second.verified
+
+
+def test_a_proven_wrong_answer_is_repaired_in_its_wrong_value_only() -> None:
+    cache = StepCache(InMemoryStore(), embedder=HashEmbedder(), tasks=[JsonObjectTask()])
+    wrong = '{\n  "name": "Ann",\n  "age": "thirty"\n}'
+    backend = ScriptedBackend(lambda p: wrong if p == TYPED else '{"age": 30}')
+    result = cache.generate(TYPED, backend)
+    assert result.verified and backend.calls == 2
+    assert result.text == '{\n  "name": "Ann",\n  "age": 30\n}'
