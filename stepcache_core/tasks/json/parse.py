@@ -28,6 +28,7 @@ _OTHER_FORMAT = re.compile(
     re.I,
 )
 _NUMBER_WORDS = r"(?:\d+|two|three|four|five|six|seven|eight|nine|ten|several|multiple|many)"
+_KEY_NOUN = r"(?:fields?|keys?|properties|property|attributes?|members|entries)"
 _ARRAY = re.compile(
     r"\bjson\s*(?:array|list|lines)\b|\bjsonl\b|\bndjson\b|\bjson\s+objects\b"
     r"|\b(?:array|list)\s+of\s+(?:\w+\s+){0,3}?(?:json\s+)?(?:objects|items|entries|records|dicts)\b"
@@ -47,9 +48,26 @@ _SCHEMA_REQUEST = re.compile(
     r"(?:json\s*)?schema\b",
     re.I,
 )
+#: Layout words, read only where they are about the object: "minified", "compact JSON", "return
+#: it on one line". The same words about anything else ("a one-line note") do not make the
+#: object compact; where it is unclear what they are about, detection refuses.
+_LAYOUT_WORDS = re.compile(
+    r"\b(?:minified|minify|compact|single[- ]line|one[- ]line|(?:one|single)\s+line"
+    r"|no\s+(?:indentation|line\s+breaks|newlines))\b",
+    re.I,
+)
+_OBJECT_NOUN = r"(?:json|object|output|answer|response|reply|result|format)"
 _COMPACT = re.compile(
-    r"\b(?:minified|minify|compact|single[- ]line|one[- ]line|on\s+(?:a\s+)?(?:one|single)\s+line"
-    r"|in\s+one\s+line|no\s+(?:indentation|line\s+breaks|newlines))\b",
+    r"\bminif(?:y|ied)\b"
+    rf"|\b(?:compact|single[- ]line|one[- ]line)[ \t]+(?:json[ \t]+)?{_OBJECT_NOUN}\b"
+    rf"|\b(?:it|{_OBJECT_NOUN})[ \t]+(?:[\w-]+[ \t]+){{0,3}}?"
+    r"(?:(?:on|in)[ \t]+(?:a[ \t]+)?(?:one|single)[ \t]+line"
+    r"|no[ \t]+(?:indentation|line[ \t]+breaks|newlines))\b",
+    re.I,
+)
+#: A layout adjective before another noun: "a one-line note", "a compact summary".
+_LAYOUT_OF_OTHER = re.compile(
+    rf"\b(?:compact|single[- ]line|one[- ]line)[ \t]+(?!(?:json[ \t]+)?{_OBJECT_NOUN}\b)[a-z]",
     re.I,
 )
 _BARE = re.compile(
@@ -57,8 +75,19 @@ _BARE = re.compile(
     r"|backticks|code\s*blocks?)\b|\braw\s+json\b",
     re.I,
 )
+#: "at least" is about the key set only before a key noun or the key list itself; before a
+#: number it is about a value ("at least 18 years old"); anywhere else detection refuses.
+_AT_LEAST = re.compile(r"\bat\s+least\b", re.I)
+_BLANKS = re.compile(r"[ \t]*")
+_AT_LEAST_KEYS = re.compile(
+    rf"[ \t]*(?:(?:the|these|those|all|the[ \t]+following|following)[ \t]+)?{_KEY_NOUN}\b", re.I
+)
+_AT_LEAST_VALUE = re.compile(
+    rf"[ \t]*(?:\$|€|£)?(?:[-+]?\d|{_NUMBER_WORDS}\b|(?:one|a|an|zero)\b)", re.I
+)
 _ALLOW_EXTRA = re.compile(
-    r"\bat\s+least\b|\bincluding\b|\bsuch\s+as\b|\bamong\s+others\b"
+    rf"\b{_KEY_NOUN}[ \t]+(?:including|such\s+as)\b|\bincluding[ \t]+(?:the[ \t]+)?{_KEY_NOUN}\b"
+    r"|\bamong\s+others\b"
     r"|\b(?:other|additional|extra|more)\s+(?:keys|fields|properties)\s+(?:are\s+)?"
     r"(?:allowed|ok|okay|fine|permitted|welcome)\b"
     r"|\b(?:may|can|could)\s+(?:also\s+)?(?:add|include|contain|have)\s+"
@@ -88,9 +117,11 @@ _TYPES = {
     "null": "null",
 }
 _TYPE = r"(?:string|str|text|integer|int|number|float|decimal|boolean|bool|array|list|object|null)"
+#: A key as written: quoted (every character between the quotes is the key, whitespace too) or a
+#: bare identifier in any script, with inner hyphens or dots ("größe", "user.id", "zip-code").
 _KEY = (
     r"""(?:"[^"\n]{1,64}"|'[^'\n]{1,64}'|`[^`\n]{1,64}`"""
-    r"|[A-Za-z_][A-Za-z0-9_]*(?:-[A-Za-z0-9_]+)*)"
+    r"|[^\W\d]\w*(?:[-.]\w+)*)"
 )
 _ITEM_SRC = rf"{_KEY}(?:[ \t]*\([ \t]*{_TYPE}[ \t]*\)|[ \t]*:[ \t]*{_TYPE}\b)?"
 _SEP = r"(?:[ \t]*[,;&][ \t]*(?:and[ \t]+)?|[ \t]+and[ \t]+)"
@@ -100,7 +131,6 @@ _ITEM = re.compile(
     rf"(?P<key>{_KEY})(?:[ \t]*\([ \t]*(?P<t1>{_TYPE})[ \t]*\)|[ \t]*:[ \t]*(?P<t2>{_TYPE})\b)?",
     re.I,
 )
-_KEY_NOUN = r"(?:fields?|keys?|properties|property|attributes?|members|entries)"
 #: "has the fields name, age, city", "Keys: a, b, c", "with keys `a`, `b` and `c`".
 _LIST_AFTER = re.compile(
     rf"\b{_KEY_NOUN}\b(?:[ \t]+(?:named|called|are|is|of|like|including|such[ \t]+as))?"
@@ -126,12 +156,23 @@ _BULLETS = re.compile(
     re.I,
 )
 _BULLET_ITEM = re.compile(rf"^[ \t]*(?:[-*•]|\d+[.)])[ \t]+(?P<item>{_ITEM_SRC})", re.I | re.M)
-_STOP_ITEMS = word_set(
-    "a an the and or is are be should must that this these those with for of to in on it its"
-    " as all each every following only exactly no not other any some keys key fields field"
-    " properties values value json object objects like such at least so etc include including"
-    " named called following given below above"
+#: Words that end a key list written in prose ("name, age and city and no other fields"): never
+#: read as a bare key. Followed by more keys, they make the list uncertain.
+_NOT_KEYS = word_set(
+    "a an the and or nor is are be should must that this these those with it its as all each every"
+    " only exactly no not nothing none else other others any some more like such at least so etc"
+    " include including named called following given below above also plus but which who whom"
+    " whose where when while then there their they them"
 )
+#: Words that can be keys ("value", "from", "type") but also prose: a bare one is a key only
+#: inside a key list that is followed by more keys or ends with its clause; a list without
+#: a key noun ("a JSON object with name, age and value") may hold none of them.
+_PROSE_ITEMS = _NOT_KEYS | word_set(
+    "for of to from in on by key keys field fields property properties value values json object"
+    " objects"
+)
+#: What may follow a key list that ends its clause ("... and properties." / "(no extra keys)").
+_LIST_END = re.compile(r"[ \t]*(?:[.!?;:,()\n]|$)")
 
 _SUBJECT_WORD = r"[A-Za-z][A-Za-z0-9'-]*"
 _SUBJECT_END = (
@@ -155,6 +196,7 @@ _SUBJECT_AS = re.compile(
 _NOT_SUBJECT = word_set("json object objects key keys field fields property properties")
 
 Span = tuple[int, int]
+_Item = tuple[str, str | None, bool]  # a listed key, its type word's JSON type, whether quoted
 
 
 def _mask(text: str, spans: Iterable[Span]) -> str:
@@ -168,53 +210,97 @@ def _inside(span: Span, spans: Iterable[Span]) -> bool:
     return any(s <= span[0] and span[1] <= e for s, e in spans)
 
 
-def _items(src: str, *, strict: bool) -> list[tuple[str, str | None, bool]]:
-    """(key, type, quoted) per list item; stops at a stop word (strict: none allowed at all)."""
-    out: list[tuple[str, str | None, bool]] = []
-    for part in _SEP_RE.split(src.strip()):
-        m = _ITEM.fullmatch(part.strip())
-        if m is None:
-            break
+class _Uncertain(Exception):
+    """A key list whose words cannot all be told apart as keys or prose."""
+
+
+def _items(src: str, *, explicit: bool, ends_clause: bool) -> tuple[list[_Item], int]:
+    """The keys of the prose list `src` as (key, type, quoted), and how much of `src` they cover
+    (the list ends before a word that is never a bare key: "city and no other fields").
+
+    `explicit`: the list follows or precedes a key noun, so a word that also reads as prose
+    ("value", "from", "properties") is a key when more keys follow it or the list ends its clause
+    (`ends_clause`); without a key noun such a word means `src` is no key list (``[]``). Raises
+    `_Uncertain` when keys follow a word that is never a key, or when a list ends on a prose-like
+    word in mid-clause ("and type of the person")."""
+    out: list[_Item] = []
+    covered = pos = 0
+    while (m := _ITEM.match(src, pos)) is not None:
         raw = m.group("key")
         quoted = raw[0] in "\"'`"
-        key = raw[1:-1].strip() if quoted else raw
-        if not quoted and key.lower() in _STOP_ITEMS:
-            if strict:
-                return []
-            break
+        key = raw[1:-1] if quoted else raw
+        sep = _SEP_RE.match(src, m.end())
+        last = sep is None or _ITEM.match(src, sep.end()) is None
+        word = key.lower()
+        if not quoted and word in _PROSE_ITEMS:
+            if not explicit:
+                return [], 0
+            if word in _NOT_KEYS:
+                if not last:
+                    raise _Uncertain(key)
+                break
+            if last and not ends_clause:
+                raise _Uncertain(key)
         kind = m.group("t1") or m.group("t2")
         out.append((key, _TYPES[kind.lower()] if kind else None, quoted))
-    return out
+        covered = m.end()
+        if last or sep is None:
+            break
+        pos = sep.end()
+    return out, covered
 
 
 def _prose_keys(text: str) -> tuple[list[tuple[str, str | None]], list[Span]]:
     """Keys (with a type word when given) listed in prose, and the spans that list them (what
-    follows a bullet's key on its line is not part of it: "- age (integer) On one line.")."""
+    follows a bullet's key on its line is not part of it: "- age (integer) On one line").
+    Raises `_Uncertain` when a list's words cannot all be read as keys or prose, or when the
+    prompt lists keys in two places (which list is the object's is not certain)."""
     found: list[tuple[str, str | None]] = []
     spans: list[Span] = []
     masks: list[Span] = []
 
-    def take(items: list[tuple[str, str | None, bool]], span: Span, mask: list[Span]) -> None:
+    def take(items: list[_Item], span: Span, mask: list[Span]) -> None:
         if not items or _inside(span, spans):
             return
         spans.append(span)
         masks.extend(mask)
         found.extend((k, t) for k, t, _ in items)
 
+    def ends_clause(end: int) -> bool:
+        return _LIST_END.match(text, end) is not None
+
     for m in _BULLETS.finditer(text):
-        bullets = list(_BULLET_ITEM.finditer(m.group("items")))
-        items = [it for b in bullets for it in _items(b.group("item"), strict=False)[:1]]
         start = m.start("items")
-        take(items, m.span("items"), [(start + b.start(), start + b.end()) for b in bullets])
+        items: list[_Item] = []
+        bullet_masks: list[Span] = []
+        for b in _BULLET_ITEM.finditer(m.group("items")):
+            got, covered = _items(b.group("item"), explicit=True, ends_clause=True)
+            if not got:
+                raise _Uncertain(b.group("item"))  # a bullet under a key heading, but no key
+            items.append(got[0])
+            item_start = start + b.start("item")
+            bullet_masks.append((start + b.start(), item_start + covered))
+        take(items, m.span("items"), bullet_masks)
     for m in _LIST_AFTER.finditer(text):
-        items = _items(m.group("list"), strict=False)
-        if len(items) == 1 and not (m.group("colon") or items[0][2]):
+        listed = _ITEM.match(text, m.start("list"))
+        one_bare = _SEP_RE.match(text, listed.end()) is None if listed else True
+        if one_bare and not m.group("colon") and text[m.start("list")] not in "\"'`":
             continue  # "the key point": one bare word is not a key list
-        take(items, m.span("list"), [m.span("list")])
+        items, covered = _items(
+            m.group("list"), explicit=True, ends_clause=ends_clause(m.end("list"))
+        )
+        span = (m.start("list"), m.start("list") + covered)
+        take(items, span, [span])
     for m in _LIST_BEFORE.finditer(text):
-        take(_items(m.group("list"), strict=False), m.span("list"), [m.span("list")])
+        items, covered = _items(m.group("list"), explicit=True, ends_clause=True)
+        if covered == len(m.group("list")):  # the key noun follows the last key
+            take(items, m.span("list"), [m.span("list")])
     for m in _LIST_WITH.finditer(text):
-        take(_items(m.group("list"), strict=True), m.span("list"), [m.span("list")])
+        items, covered = _items(m.group("list"), explicit=False, ends_clause=True)
+        if covered == len(m.group("list")):
+            take(items, m.span("list"), [m.span("list")])
+    if len(spans) > 1:
+        raise _Uncertain("two key lists")  # "keys a, b ... under a top-level key `data`"
     masks.sort()
     return found, masks
 
@@ -229,12 +315,49 @@ def _subject(text: str, masks: list[Span]) -> tuple[str, Span | None]:
     return "", None
 
 
+#: What a JSON Schema may hold at its top level and in a property's schema.
+_SCHEMA_WORDS = word_set(
+    "$schema $id $ref $defs $comment definitions title description type properties required"
+    " additionalProperties patternProperties propertyNames minProperties maxProperties enum const"
+    " items prefixItems minItems maxItems uniqueItems contains format pattern minLength maxLength"
+    " minimum maximum exclusiveMinimum exclusiveMaximum multipleOf anyOf oneOf allOf not if then"
+    " else default examples nullable readOnly writeOnly deprecated"
+)
+
+
+def _is_schema(value: dict[str, Any], *, top: bool) -> bool:
+    """A JSON Schema (not an example object): only schema keywords, and at the top a "type" of
+    "object" or a "properties" map whose every value is itself a schema."""
+    if not value or not set(value) <= _SCHEMA_WORDS:
+        return False
+    props = value.get("properties")
+    if top and not (isinstance(props, dict) and props and value.get("type", "object") == "object"):
+        return False
+    if isinstance(props, dict):
+        return all(isinstance(v, dict) and _is_schema(v, top=False) for v in props.values())
+    return props is None
+
+
 def _schema_in(scan_objects: Iterable[JsonObject]) -> JsonObject | None:
     for obj in scan_objects:
-        props = obj.value.get("properties")
-        if isinstance(props, dict) and props:
+        if _is_schema(obj.value, top=True):
             return obj
     return None
+
+
+def _at_least_keys(checked: str, key_starts: list[int]) -> bool | None:
+    """Whether "at least" widens the key set: True before a key noun or the key list, False when
+    absent or before a number (about a value), None when unclear."""
+    widens = False
+    for m in _AT_LEAST.finditer(checked):
+        gap = _BLANKS.match(checked, m.end()).end()  # type: ignore[union-attr]
+        if _AT_LEAST_KEYS.match(checked, m.end()) or any(
+            m.end() <= start <= gap for start in key_starts
+        ):
+            widens = True
+        elif not _AT_LEAST_VALUE.match(checked, m.end()):
+            return None
+    return widens
 
 
 def _dedupe(keys: Iterable[str]) -> list[str]:
@@ -272,7 +395,10 @@ def detect_json_spec(prompt: str) -> JsonSpec | None:
                 schemas[key] = sub
         forbid = schema.get("additionalProperties") is False or None
     else:
-        listed, spans = _prose_keys(text)
+        try:
+            listed, spans = _prose_keys(text)
+        except _Uncertain:
+            return None  # which words are keys is not certain: the model answers
         keys = _dedupe(k for k, _ in listed)
         schemas = {k: {"type": t} for k, t in listed if t is not None}
         masks += spans
@@ -288,17 +414,25 @@ def detect_json_spec(prompt: str) -> JsonSpec | None:
         or (schema_obj is None and _SCHEMA_REQUEST.search(checked))
     ):
         return None
+    compact = bool(_COMPACT.search(checked))
+    if not compact and any(
+        not _LAYOUT_OF_OTHER.match(checked, m.start()) for m in _LAYOUT_WORDS.finditer(checked)
+    ):
+        return None  # layout words, but not clearly about the object
+    at_least = _at_least_keys(checked, [m.start for m in parsed if m.label == "keys"])
+    if at_least is None:
+        return None
     if _FORBID_EXTRA.search(checked):
         forbid = True
     elif forbid is None:
-        forbid = schema_obj is None and not _ALLOW_EXTRA.search(checked)
+        forbid = schema_obj is None and not (at_least or _ALLOW_EXTRA.search(checked))
     return JsonSpec(
         keys=tuple(keys),
         subject=subject,
         forbid_extra=forbid,
         optional=tuple(optional),
         property_schemas=tuple((k, canonical_json(s)) for k, s in schemas.items()),
-        compact=bool(_COMPACT.search(checked)),
+        compact=compact,
         bare=bool(_BARE.search(checked)),
         masks=tuple(parsed),
     )

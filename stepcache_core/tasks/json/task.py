@@ -10,10 +10,18 @@ Rules, in one place:
 
 - detect: the word JSON; not YAML/XML/CSV/TOML/HTML/table output, not a JSON array, list of
   objects or JSON lines, not code that handles JSON, not a request for a schema; at least one key.
-  Without a schema, the listed keys are exactly the keys wanted unless the prompt allows more
-  ("at least", "including", "such as", "other keys are fine"). With a schema: its ``required`` keys
-  (all ``properties`` when it has no ``required``), its property schemas as value types, extra keys
-  forbidden when ``additionalProperties`` is false (or the prose says "no other keys"/"exactly").
+  Keys are read as written: quoted (whitespace inside the quotes included) or bare identifiers in
+  any script, dotted or hyphenated; a word that also reads as prose ("value", "from",
+  "properties") is a key inside a list after a key noun; a list whose words cannot all be told
+  apart as keys or prose, or keys listed in two places, make detection return None. Without a
+  schema, the listed keys are exactly the keys wanted unless the prompt allows more ("at least
+  the keys", "fields such as", "other keys are fine"; "at least 18" is about a value). With a
+  schema (an object of schema keywords whose ``properties`` are schemas; any other object is an
+  example and stays in the residue): its ``required`` keys (all ``properties`` when it has no
+  ``required``), its property schemas as value types, extra keys forbidden when
+  ``additionalProperties`` is false (or the prose says "no other keys"/"exactly"). Layout words
+  count only about the object ("compact JSON", "put it on one line"), not about anything else
+  ("a one-line note"); where unclear, None.
 - compare: CORE when the output layout differs (one line vs pretty, raw vs fenced), when the subject
   differs (content words once adjectives like fictional/imaginary/made-up are removed), or when
   fewer than half of the new keys were in the cached request; KEYS when the key set, a value type or
@@ -23,6 +31,9 @@ Rules, in one place:
   fails. Prose passes unless it names the old subject or has a fence the request forbids. The
   closing step fails while requested keys are missing (they must be inserted before it).
 - worth_patching: True when at least half of the requested keys have a passing member.
+- proven_wrong: only an object with exactly the requested keys whose values break the types or
+  schemas the prompt gave; a missing or extra key, an empty untyped value, a fence or a layout is
+  no proof, and such a model answer is served as written.
 """
 
 from __future__ import annotations
@@ -52,7 +63,7 @@ class JsonObjectTask(Task[JsonSpec]):
     Each stage is a module of this package; the methods wire them together."""
 
     name = "json_object"
-    version = "2"  # closed-world residues
+    version = "3"  # key lists as written; layout and "at least" only about the object
     lexicon = JSON_LEXICON
 
     def __init__(self, *, patch_max_tokens_per_key: int = 48) -> None:
@@ -93,6 +104,13 @@ class JsonObjectTask(Task[JsonSpec]):
     def integrity(self, text: str, spec: JsonSpec) -> Check:
         """Exactly one valid object with the required keys, allowed keys only, fitting values."""
         return check_integrity(text, spec)
+
+    def proven_wrong(self, text: str, spec: JsonSpec, failure: Check) -> bool:
+        """True when `text`'s object has exactly the requested keys and its only problems are
+        values that break the types or schemas the prompt gave (see `check_integrity`): the
+        model read the request as we did and still answered wrong. A missing or extra key, a
+        fence or a layout is no proof: such an answer is served as the model wrote it."""
+        return not failure.ok and failure.wrong and check_integrity(text, spec).wrong
 
     def patch(
         self, request: PatchRequest[JsonSpec], generate: Generate

@@ -162,16 +162,38 @@ def reusable_keys_suffice(checks: Sequence[Check]) -> bool | None:
 
 
 def check_integrity(text: str, spec: JsonSpec) -> Check:
-    """Exactly one valid object with the required keys, allowed keys only, fitting values."""
+    """Exactly one valid object with the required keys, allowed keys only, fitting values.
+
+    The failure is a proof (`Check.wrong`) only when the object holds exactly the keys asked for
+    (the model read the key list as we did) and every problem is a value that breaks the type or
+    schema the prompt gave for its key; a missing or extra key, an empty value for a key without a
+    type, a fence or a layout is no proof that the answer is wrong."""
     scan = find_objects(text)
     if scan.problem:
         return Check(False, scan.problem)
     obj = scan.objects[0]
     problems = [f"key {k!r} repeated" for k in obj.duplicates]
-    errors = object_validator(spec).iter_errors(obj.value)
-    problems += [describe_error(e) for e in sorted(errors, key=lambda e: list(e.absolute_path))]
+    errors = sorted(
+        object_validator(spec).iter_errors(obj.value), key=lambda e: list(e.absolute_path)
+    )
+    problems += [describe_error(e) for e in errors]
+    value_errors_only = bool(errors) and not obj.duplicates
     if spec.bare and has_fence(text):
         problems.append("has a code fence, the request asks for raw JSON")
+        value_errors_only = False
     if spec.compact and "\n" in text[obj.start : obj.end]:
         problems.append("the object spans several lines, the request asks for one line")
-    return Check(not problems, "; ".join(problems))
+        value_errors_only = False
+    keys = set(obj.value)
+    wrong = (
+        value_errors_only
+        and set(spec.keys) <= keys <= set(spec.keys) | set(spec.optional)
+        and all(_typed_value_error(e, spec) for e in errors)
+    )
+    return Check(not problems, "; ".join(problems), wrong=wrong)
+
+
+def _typed_value_error(error: Any, spec: JsonSpec) -> bool:
+    """True when `error` is about a value under a key whose schema the prompt gave."""
+    path = list(error.absolute_path)
+    return bool(path) and isinstance(path[0], str) and spec.value_schema(path[0]) is not None
