@@ -143,13 +143,14 @@ TYPED = "Give me a JSON object for a person with the keys name (string) and age 
     ("answer", "proof"),
     [
         ('{"name": "Ann", "age": "thirty"}', True),  # a stated type broken, keys as asked
-        ('{"name": "Ann"}', False),  # a key missing: the model may have read another list
+        ('{"name": "Ann"}', True),  # a requested key left out; every key it has was asked
+        ('{"nom": "Ann"}', False),  # a key not asked for: it may have read another list
         ('{"name": "Ann", "age": 30, "city": "Oslo"}', False),  # an extra key
         ('{"name": "Ann", "age": "thirty", "city": "Oslo"}', False),  # extra key and bad value
         ('```json\n{"name": "Ann", "age": 30}\n```', None),  # right: no failure at all
     ],
 )
-def test_only_a_value_breaking_a_stated_type_proves_an_answer_wrong(
+def test_only_a_left_out_key_or_a_value_breaking_its_type_proves_an_answer_wrong(
     answer: str, proof: bool | None
 ) -> None:
     spec = detect_json_spec(TYPED)

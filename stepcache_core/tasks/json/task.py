@@ -106,10 +106,10 @@ class JsonObjectTask(Task[JsonSpec]):
         return check_integrity(text, spec)
 
     def proven_wrong(self, text: str, spec: JsonSpec, failure: Check) -> bool:
-        """True when `text`'s object has exactly the requested keys and its only problems are
-        values that break the types or schemas the prompt gave (see `check_integrity`): the
-        model read the request as we did and still answered wrong. A missing or extra key, a
-        fence or a layout is no proof: such an answer is served as the model wrote it."""
+        """True when every key of `text`'s object was requested and its only problems are
+        requested keys left out or values that break the types or schemas the prompt gave (see
+        `check_integrity`): the model read the request as we did and still answered wrong. An
+        extra key, a fence or a layout is no proof: such an answer is served as written."""
         return not failure.ok and failure.wrong and check_integrity(text, spec).wrong
 
     def patch(

@@ -164,10 +164,10 @@ def reusable_keys_suffice(checks: Sequence[Check]) -> bool | None:
 def check_integrity(text: str, spec: JsonSpec) -> Check:
     """Exactly one valid object with the required keys, allowed keys only, fitting values.
 
-    The failure is a proof (`Check.wrong`) only when the object holds exactly the keys asked for
-    (the model read the key list as we did) and every problem is a value that breaks the type or
-    schema the prompt gave for its key; a missing or extra key, an empty value for a key without a
-    type, a fence or a layout is no proof that the answer is wrong."""
+    The failure is a proof (`Check.wrong`) only when every key of the object was asked for (the
+    model read the key list as we did) and every problem is a requested key left out or a value
+    that breaks the type or schema the prompt gave for its key; an extra or repeated key, an empty
+    value for a key without a type, a fence or a layout is no proof that the answer is wrong."""
     scan = find_objects(text)
     if scan.problem:
         return Check(False, scan.problem)
@@ -187,8 +187,9 @@ def check_integrity(text: str, spec: JsonSpec) -> Check:
     keys = set(obj.value)
     wrong = (
         value_errors_only
-        and set(spec.keys) <= keys <= set(spec.keys) | set(spec.optional)
-        and all(_typed_value_error(e, spec) for e in errors)
+        and bool(keys)
+        and keys <= set(spec.keys) | set(spec.optional)
+        and all(e.validator == "required" or _typed_value_error(e, spec) for e in errors)
     )
     return Check(not problems, "; ".join(problems), wrong=wrong)
 
