@@ -5,7 +5,9 @@ object describes and whether other keys are allowed; see the package docstring f
 
 from __future__ import annotations
 
+import bisect
 import functools
+import itertools
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -119,9 +121,10 @@ _LIST_WITH = re.compile(
     r"(?=[ \t]*(?:[.!?\n]|$)|[ \t]+(?:for|about|describing|values?|filled|set)\b)",
     re.I,
 )
-#: "Use these keys:\n- name\n- age (integer)".
+#: "Use these keys:\n- name\n- age (integer)". Anchored at the start of a line that has a key noun
+#: (a search from every key noun rescanned the line: quadratic on a long line of "keys").
 _BULLETS = re.compile(
-    rf"\b{_KEY_NOUN}\b[^\n]*:[ \t]*\n"
+    rf"(?<![^\n])(?=[^\n]*\b{_KEY_NOUN}\b)[^\n]*:[ \t]*\n"
     rf"(?P<items>(?:[ \t]*(?:[-*•]|\d+[.)])[ \t]+{_ITEM_SRC}[^\n]*(?:\n|$))+)",
     re.I,
 )
@@ -164,8 +167,15 @@ def _mask(text: str, spans: Iterable[Span]) -> str:
     return "".join(chars)
 
 
-def _inside(span: Span, spans: Iterable[Span]) -> bool:
-    return any(s <= span[0] and span[1] <= e for s, e in spans)
+def _inside(span: Span, groups: Iterable[list[Span]]) -> bool:
+    """True when `span` lies within a span of `groups`. A group (one pattern's matches) is disjoint
+    and in order, so only its last span starting at or before `span` can hold it (an `any` over
+    every span was quadratic in the number of key lists)."""
+    for group in groups:
+        k = bisect.bisect_right(group, span[0], key=lambda s: s[0]) - 1
+        if k >= 0 and span[1] <= group[k][1]:
+            return True
+    return False
 
 
 def _items(src: str, *, strict: bool) -> list[tuple[str, str | None, bool]]:
@@ -191,28 +201,32 @@ def _prose_keys(text: str) -> tuple[list[tuple[str, str | None]], list[Span]]:
     """Keys (with a type word when given) listed in prose, and the spans that list them (what
     follows a bullet's key on its line is not part of it: "- age (integer) On one line.")."""
     found: list[tuple[str, str | None]] = []
-    spans: list[Span] = []
+    spans: list[list[Span]] = []  # one group per pattern, see `_inside`
     masks: list[Span] = []
 
     def take(items: list[tuple[str, str | None, bool]], span: Span, mask: list[Span]) -> None:
         if not items or _inside(span, spans):
             return
-        spans.append(span)
+        spans[-1].append(span)
         masks.extend(mask)
         found.extend((k, t) for k, t, _ in items)
 
+    spans.append([])
     for m in _BULLETS.finditer(text):
         bullets = list(_BULLET_ITEM.finditer(m.group("items")))
         items = [it for b in bullets for it in _items(b.group("item"), strict=False)[:1]]
         start = m.start("items")
         take(items, m.span("items"), [(start + b.start(), start + b.end()) for b in bullets])
+    spans.append([])
     for m in _LIST_AFTER.finditer(text):
         items = _items(m.group("list"), strict=False)
         if len(items) == 1 and not (m.group("colon") or items[0][2]):
             continue  # "the key point": one bare word is not a key list
         take(items, m.span("list"), [m.span("list")])
+    spans.append([])
     for m in _LIST_BEFORE.finditer(text):
         take(_items(m.group("list"), strict=False), m.span("list"), [m.span("list")])
+    spans.append([])
     for m in _LIST_WITH.finditer(text):
         take(_items(m.group("list"), strict=True), m.span("list"), [m.span("list")])
     masks.sort()
@@ -220,10 +234,18 @@ def _prose_keys(text: str) -> tuple[list[tuple[str, str | None]], list[Span]]:
 
 
 def _subject(text: str, masks: list[Span]) -> tuple[str, Span | None]:
+    ordered = sorted(masks)
+    starts = [s for s, _ in ordered]
+    reach = list(itertools.accumulate((e for _, e in ordered), max))  # furthest end so far
+
+    def masked(start: int, end: int) -> bool:  # any mask overlaps [start, end), in O(log n)
+        k = bisect.bisect_left(starts, end)
+        return k > 0 and reach[k - 1] > start
+
     for pattern in (_SUBJECT, _SUBJECT_AS):
         for m in pattern.finditer(text):
             words = set(re.findall(r"[a-z]+", m.group("s").lower()))
-            if words & _NOT_SUBJECT or any(s < m.end("s") and m.start("s") < e for s, e in masks):
+            if words & _NOT_SUBJECT or masked(*m.span("s")):
                 continue
             return m.group("s"), m.span("s")
     return "", None
