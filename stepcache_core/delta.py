@@ -8,8 +8,8 @@ wording changed. A core change means cached steps answer another question: reuse
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 
+from stepcache_core.memo import byte_bounded_memo
 from stepcache_core.tasks.base import Delta, DeltaKind
 
 _FORMATS = {
@@ -63,7 +63,7 @@ _WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 
 
-@lru_cache(maxsize=4096)
+@byte_bounded_memo(max_bytes=8 << 20)
 def _features(
     prompt: str,
 ) -> tuple[frozenset[str], frozenset[str], str, frozenset[str], tuple[str, ...]]:

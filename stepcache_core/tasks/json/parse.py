@@ -6,7 +6,6 @@ object describes and whether other keys are allowed; see the package docstring f
 from __future__ import annotations
 
 import bisect
-import functools
 import itertools
 import re
 from collections.abc import Iterable
@@ -14,6 +13,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator, SchemaError
 
+from stepcache_core.memo import byte_bounded_memo
 from stepcache_core.tasks.json.spec import JsonSpec, canonical_json, word_set
 from stepcache_core.tasks.json.text import (
     JsonObject,
@@ -263,7 +263,7 @@ def _dedupe(keys: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(keys))
 
 
-@functools.lru_cache(maxsize=4096)
+@byte_bounded_memo(max_bytes=8 << 20)
 def detect_json_spec(prompt: str) -> JsonSpec | None:
     """The JSON-object request in `prompt`, or None (see the module docstring for the rules)."""
     if not isinstance(prompt, str) or not _JSON_WORD.search(prompt):

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
 
+from stepcache_core.memo import byte_bounded_memo
 from stepcache_core.tasks.linear.expr import MathTextError, degree, poly, signed_numbers
 
 #: Single letters that are English words in prose, never read as variables there.
@@ -342,7 +343,7 @@ def _add_piece(
         exprs.append(Expression(piece, pos, boxed))
 
 
-@lru_cache(maxsize=8192)
+@byte_bounded_memo(max_bytes=8 << 20, max_entries=8192)
 def read_math(text: str, var: str) -> Reading:
     """Find the relations, expressions and prose numbers/letters of `text` for variable `var`."""
     chars = list(text)
