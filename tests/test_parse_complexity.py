@@ -5,8 +5,9 @@ than `RATIO` times the CPU time (linear growth gives ~10, quadratic ~100). Only 
 compared, never absolute times, with a floor under tiny timings; CPU time, not wall time, so other
 processes on a loaded machine do not count. Every size after the first runs in a forked child that
 is killed when far over its limit, so a quadratic parse fails in seconds instead of hanging.
-Prompts are tested up to `CacheConfig.max_prompt_chars` (the engine never parses a longer one);
-`detect_linear` is linear only thanks to its own cap (`MAX_PROMPT_CHARS`), tested at 1 MB.
+Prompts are tested up to `CacheConfig.max_prompt_chars` (the engine never parses a longer one).
+Linear only thanks to their own caps, tested at 1 MB: `detect_linear` (`MAX_PROMPT_CHARS`) and
+renumbering a cached step (`MAX_RENUMBER_CHARS`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from stepcache_core.tasks.json.parse import detect_json_spec
 from stepcache_core.tasks.json.text import find_objects
 from stepcache_core.tasks.linear.mathtext import read_math
 from stepcache_core.tasks.linear.parse import detect_linear
+from stepcache_core.tasks.linear.renumber import MAX_RENUMBER_CHARS
+from stepcache_core.tasks.linear.transfer import renumbering_for
 from stepcache_core.tasks.understanding import SHARED_LEXICON, Mask, residue
 
 #: Allowed time ratio for a tenfold input (linear: ~10; quadratic: ~100).
@@ -159,6 +162,34 @@ def test_json_object_extraction_is_linear(make: Callable[[int], str]) -> None:
 )
 def test_segmentation_is_linear(make: Callable[[int], str]) -> None:
     assert_linear(segment_text, make, ANSWER_SIZES)
+
+
+def _renumber(step: str) -> object:
+    cached = detect_linear("Solve 3x + 5 = 20 for x.")
+    new = detect_linear("Solve 3x + 7 = 22 for x.")
+    assert cached is not None and new is not None
+    renumbering = renumbering_for(cached, new)
+    assert renumbering is not None
+    return renumbering.rewrite(step)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        pytest.param(lambda n: _fill("We subtract 5 and the value is 5 ", n), id="loose-numbers"),
+        pytest.param(lambda n: _fill("\\(3x - 5 = 20 - 5\\) ", n), id="negative-terms"),
+    ],
+)
+def test_renumbering_a_cached_step_is_linear_thanks_to_its_cap(make: Callable[[int], str]) -> None:
+    """Quadratic below `MAX_RENUMBER_CHARS`; longer steps are not renumbered."""
+    assert_linear(_renumber, lambda n: make(n) + " \\(3x + 5 = 20\\)", ANSWER_SIZES)
+
+
+def test_steps_up_to_the_cap_are_renumbered_longer_ones_are_not() -> None:
+    step = "Subtract 5 from both sides: \\(3x = 15\\). "
+    padded = step + " " * (MAX_RENUMBER_CHARS - len(step))
+    assert _renumber(padded) == "Subtract 7 from both sides: \\(3x = 15\\). " + padded[len(step) :]
+    assert _renumber(padded + " ") is None
 
 
 def test_residue_is_linear() -> None:
