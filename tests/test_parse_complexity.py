@@ -14,16 +14,19 @@ from __future__ import annotations
 
 import gc
 import multiprocessing
+import re
 import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from stepcache_core import CacheConfig, segment_text
-from stepcache_core.tasks.json.parse import detect_json_spec
+from stepcache_core.tasks.json.parse import _BULLETS, _ITEM_SRC, detect_json_spec
 from stepcache_core.tasks.json.text import find_objects
-from stepcache_core.tasks.linear.mathtext import read_math
+from stepcache_core.tasks.linear.mathtext import MATH_SPAN, _trim_run, read_math
 from stepcache_core.tasks.linear.parse import detect_linear
 from stepcache_core.tasks.linear.renumber import MAX_RENUMBER_CHARS
 from stepcache_core.tasks.linear.transfer import renumbering_for
@@ -200,3 +203,50 @@ def test_residue_is_linear() -> None:
     assert_linear(
         masked_residue, lambda n: _fill("a-b.c, 1.2,3 please thank you ", n), ANSWER_SIZES
     )
+
+
+_SPAN_PIECES = ["\\(", "\\)", "\\[", "\\]", "$", "$$", "\n", "x", "=", " ", "\\", "(", ")", "]"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(_SPAN_PIECES), max_size=16).map("".join))
+def test_the_linear_math_span_scan_finds_what_the_pattern_finds(text: str) -> None:
+    fast = [(m.span(), m.groups()) for m in MATH_SPAN.finditer(text)]
+    assert fast == [(m.span(), m.groups()) for m in MATH_SPAN.pattern.finditer(text)]
+
+
+def _trim_run_by_recount(run: str, start: int) -> tuple[str, int]:
+    """The former `_trim_run` (a recount per stripped character), the reference."""
+    changed = True
+    while changed and run:
+        changed = False
+        stripped = run.lstrip(" \t*/)·×÷")
+        start += len(run) - len(stripped)
+        run = stripped.rstrip(" \t*(")
+        if run.count("(") > run.count(")") and run.startswith("("):
+            run, start, changed = run[1:], start + 1, True
+        elif run.count(")") > run.count("(") and run.endswith(")"):
+            run, changed = run[:-1], True
+    return run, start
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet=" \t*/)·×÷(x=5+", max_size=14), st.integers(0, 5))
+def test_trimming_a_run_keeps_its_former_result(run: str, start: int) -> None:
+    assert _trim_run(run, start) == _trim_run_by_recount(run, start)
+
+
+_KEY_NOUN = r"(?:fields?|keys?|properties|property|attributes?|members|entries)"
+_BULLETS_FROM_EACH_NOUN = re.compile(  # the former pattern, the reference
+    rf"\b{_KEY_NOUN}\b[^\n]*:[ \t]*\n"
+    rf"(?P<items>(?:[ \t]*(?:[-*•]|\d+[.)])[ \t]+{_ITEM_SRC}[^\n]*(?:\n|$))+)",
+    re.I,
+)
+_BULLET_PIECES = ["keys", "Fields", "key", " ", ":", "\n", "- ", "1. ", "name", "(int)", ",", "\t"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(_BULLET_PIECES), max_size=16).map("".join))
+def test_bullet_key_lists_are_found_as_before(text: str) -> None:
+    found = [m.span("items") for m in _BULLETS.finditer(text)]
+    assert found == [m.span("items") for m in _BULLETS_FROM_EACH_NOUN.finditer(text)]
