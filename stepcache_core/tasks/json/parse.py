@@ -5,13 +5,15 @@ object describes and whether other keys are allowed; see the package docstring f
 
 from __future__ import annotations
 
-import functools
+import bisect
+import itertools
 import re
 from collections.abc import Iterable
 from typing import Any
 
 from jsonschema import Draft202012Validator, SchemaError
 
+from stepcache_core.memo import byte_bounded_memo
 from stepcache_core.tasks.json.spec import JsonSpec, canonical_json, word_set
 from stepcache_core.tasks.json.text import (
     JsonObject,
@@ -149,9 +151,10 @@ _LIST_WITH = re.compile(
     r"(?=[ \t]*(?:[.!?\n]|$)|[ \t]+(?:for|about|describing|values?|filled|set)\b)",
     re.I,
 )
-#: "Use these keys:\n- name\n- age (integer)".
+#: "Use these keys:\n- name\n- age (integer)". Anchored at the start of a line that has a key noun
+#: (a search from every key noun rescanned the line: quadratic on a long line of "keys").
 _BULLETS = re.compile(
-    rf"\b{_KEY_NOUN}\b[^\n]*:[ \t]*\n"
+    rf"(?<![^\n])(?=[^\n]*\b{_KEY_NOUN}\b)[^\n]*:[ \t]*\n"
     rf"(?P<items>(?:[ \t]*(?:[-*•]|\d+[.)])[ \t]+{_ITEM_SRC}[^\n]*(?:\n|$))+)",
     re.I,
 )
@@ -206,8 +209,15 @@ def _mask(text: str, spans: Iterable[Span]) -> str:
     return "".join(chars)
 
 
-def _inside(span: Span, spans: Iterable[Span]) -> bool:
-    return any(s <= span[0] and span[1] <= e for s, e in spans)
+def _inside(span: Span, groups: Iterable[list[Span]]) -> bool:
+    """True when `span` lies within a span of `groups`. A group (one pattern's matches) is disjoint
+    and in order, so only its last span starting at or before `span` can hold it (an `any` over
+    every span was quadratic in the number of key lists)."""
+    for group in groups:
+        k = bisect.bisect_right(group, span[0], key=lambda s: s[0]) - 1
+        if k >= 0 and span[1] <= group[k][1]:
+            return True
+    return False
 
 
 class _Uncertain(Exception):
@@ -256,19 +266,20 @@ def _prose_keys(text: str) -> tuple[list[tuple[str, str | None]], list[Span]]:
     Raises `_Uncertain` when a list's words cannot all be read as keys or prose, or when the
     prompt lists keys in two places (which list is the object's is not certain)."""
     found: list[tuple[str, str | None]] = []
-    spans: list[Span] = []
+    spans: list[list[Span]] = []  # one group per pattern, see `_inside`
     masks: list[Span] = []
 
     def take(items: list[_Item], span: Span, mask: list[Span]) -> None:
         if not items or _inside(span, spans):
             return
-        spans.append(span)
+        spans[-1].append(span)
         masks.extend(mask)
         found.extend((k, t) for k, t, _ in items)
 
     def ends_clause(end: int) -> bool:
         return _LIST_END.match(text, end) is not None
 
+    spans.append([])
     for m in _BULLETS.finditer(text):
         start = m.start("items")
         items: list[_Item] = []
@@ -281,6 +292,7 @@ def _prose_keys(text: str) -> tuple[list[tuple[str, str | None]], list[Span]]:
             item_start = start + b.start("item")
             bullet_masks.append((start + b.start(), item_start + covered))
         take(items, m.span("items"), bullet_masks)
+    spans.append([])
     for m in _LIST_AFTER.finditer(text):
         listed = _ITEM.match(text, m.start("list"))
         one_bare = _SEP_RE.match(text, listed.end()) is None if listed else True
@@ -291,25 +303,35 @@ def _prose_keys(text: str) -> tuple[list[tuple[str, str | None]], list[Span]]:
         )
         span = (m.start("list"), m.start("list") + covered)
         take(items, span, [span])
+    spans.append([])
     for m in _LIST_BEFORE.finditer(text):
         items, covered = _items(m.group("list"), explicit=True, ends_clause=True)
         if covered == len(m.group("list")):  # the key noun follows the last key
             take(items, m.span("list"), [m.span("list")])
+    spans.append([])
     for m in _LIST_WITH.finditer(text):
         items, covered = _items(m.group("list"), explicit=False, ends_clause=True)
         if covered == len(m.group("list")):
             take(items, m.span("list"), [m.span("list")])
-    if len(spans) > 1:
+    if sum(len(group) for group in spans) > 1:
         raise _Uncertain("two key lists")  # "keys a, b ... under a top-level key `data`"
     masks.sort()
     return found, masks
 
 
 def _subject(text: str, masks: list[Span]) -> tuple[str, Span | None]:
+    ordered = sorted(masks)
+    starts = [s for s, _ in ordered]
+    reach = list(itertools.accumulate((e for _, e in ordered), max))  # furthest end so far
+
+    def masked(start: int, end: int) -> bool:  # any mask overlaps [start, end), in O(log n)
+        k = bisect.bisect_left(starts, end)
+        return k > 0 and reach[k - 1] > start
+
     for pattern in (_SUBJECT, _SUBJECT_AS):
         for m in pattern.finditer(text):
             words = set(re.findall(r"[a-z]+", m.group("s").lower()))
-            if words & _NOT_SUBJECT or any(s < m.end("s") and m.start("s") < e for s, e in masks):
+            if words & _NOT_SUBJECT or masked(*m.span("s")):
                 continue
             return m.group("s"), m.span("s")
     return "", None
@@ -364,7 +386,7 @@ def _dedupe(keys: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(keys))
 
 
-@functools.lru_cache(maxsize=4096)
+@byte_bounded_memo(max_bytes=8 << 20)
 def detect_json_spec(prompt: str) -> JsonSpec | None:
     """The JSON-object request in `prompt`, or None (see the module docstring for the rules)."""
     if not isinstance(prompt, str) or not _JSON_WORD.search(prompt):

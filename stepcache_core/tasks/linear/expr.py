@@ -11,8 +11,9 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from fractions import Fraction
-from functools import lru_cache
 from typing import Generic, TypeVar
+
+from stepcache_core.memo import byte_bounded_memo
 
 MAX_EXPR_CHARS = 300
 MAX_DIGITS = 30
@@ -252,7 +253,7 @@ class _PolyParser(ExprParser[str, Poly]):
         return tuple(-c for c in a)
 
 
-@lru_cache(maxsize=16384)
+@byte_bounded_memo(max_bytes=16 << 20, max_entries=16384)
 def _poly_or_error(expr: str, var: str) -> Poly | MathTextError:
     if len(expr) > MAX_EXPR_CHARS:
         return MathTextError("expression too long")

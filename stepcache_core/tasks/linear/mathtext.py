@@ -11,10 +11,12 @@ exactly (`fractions.Fraction` coefficients).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
 
+from stepcache_core.memo import byte_bounded_memo
 from stepcache_core.tasks.linear.expr import MathTextError, degree, poly, signed_numbers
 
 #: Single letters that are English words in prose, never read as variables there.
@@ -174,15 +176,85 @@ class Reading:
 
 
 _FENCE = re.compile(r"```.*?(?:```|\Z)|~~~.*?(?:~~~|\Z)", re.DOTALL)
-MATH_SPAN = re.compile(
+_MATH_SPAN_RE = re.compile(
     r"\\\((?P<a>.*?)\\\)|\\\[(?P<b>.*?)\\\]|\$\$(?P<c>.*?)\$\$|\$(?P<d>[^$\n]+?)\$", re.DOTALL
 )
+_SPAN_START = re.compile(r"\\[(\[]|\$")
+_DOLLAR_OR_NEWLINE = re.compile(r"[$\n]")
+
+
+class _NextIndex:
+    """`text.find(needle, start)` for non-decreasing `start`, each character scanned at most once
+    (an unclosed ``\\(`` no longer rescans the rest of the text from every later opener)."""
+
+    def __init__(self, text: str, needle: str | re.Pattern[str]) -> None:
+        self._text, self._needle = text, needle
+        self._found, self._from = -1, len(text) + 1
+
+    def at_or_after(self, start: int) -> int:
+        if not (self._from <= start and (self._found == -1 or self._found >= start)):
+            if isinstance(self._needle, str):
+                self._found = self._text.find(self._needle, start)
+            else:
+                m = self._needle.search(self._text, start)
+                self._found = -1 if m is None else m.start()
+            self._from = start
+        return self._found
+
+
+class _MathSpans:
+    """The math spans of a text, exactly as ``_MATH_SPAN_RE.finditer`` finds them, in linear time.
+
+    The pattern's lazy bodies rescan to the end of the text from every opener that has no
+    closer (100 KB of ``\\(`` took 53 s); here the closer of each kind is looked up once per
+    scan (`_NextIndex`) and the regex only matches the span already known to close."""
+
+    pattern = _MATH_SPAN_RE
+
+    def finditer(self, text: str) -> Iterator[re.Match[str]]:
+        paren, bracket = _NextIndex(text, "\\)"), _NextIndex(text, "\\]")
+        dollars, dollar = _NextIndex(text, "$$"), _NextIndex(text, _DOLLAR_OR_NEWLINE)
+        pos = 0
+        while (opener := _SPAN_START.search(text, pos)) is not None:
+            i = opener.start()
+            end = -1
+            if text.startswith("\\(", i):
+                close = paren.at_or_after(i + 2)
+                end = close + 2 if close != -1 else -1
+            elif text.startswith("\\[", i):
+                close = bracket.at_or_after(i + 2)
+                end = close + 2 if close != -1 else -1
+            else:
+                if text.startswith("$$", i):
+                    close = dollars.at_or_after(i + 2)
+                    end = close + 2 if close != -1 else -1
+                if end == -1:
+                    close = dollar.at_or_after(i + 1)
+                    if close > i + 1 and text[close] == "$":
+                        end = close + 1
+            if end == -1:
+                pos = i + 1
+                continue
+            m = _MATH_SPAN_RE.match(text, i, end)
+            if m is None:  # pragma: no cover - the scan above mirrors the pattern
+                raise AssertionError(f"math span scan disagrees with the pattern at {i}")
+            yield m
+            pos = m.end()
+
+
+#: LaTeX and dollar math spans (``\\(..\\)``, ``\\[..\\]``, ``$$..$$``, ``$..$``); `finditer` as
+#: on a compiled pattern, linear in the text.
+MATH_SPAN = _MathSpans()
 _MARKERS = re.compile(
     r"^[ \t>]*(?:\d{1,3}[.)]|[-*+•]|#{1,6})(?=\s)|\bstep\s*\d{1,3}\b|\*\*|__|\b(?:e\.g|i\.e|etc)\.",
     re.IGNORECASE | re.MULTILINE,
 )
 _PROSE_NUMBER = re.compile(r"(?<![A-Za-z\d.])\d+(?:\.\d+)?")
 _LETTER = re.compile(r"(?<![A-Za-z'’\\])[A-Za-z](?![A-Za-z'’])")
+
+
+_TRIM_LEFT = frozenset(" \t*/)·×÷")
+_TRIM_RIGHT = frozenset(" \t*(")
 
 
 @lru_cache(maxsize=64)
@@ -196,18 +268,26 @@ def _run_pattern(var: str) -> re.Pattern[str]:
 
 
 def _trim_run(run: str, start: int) -> tuple[str, int]:
-    """Strip what cannot start or end a plain equation: spaces, dangling ``*`` and parentheses."""
-    changed = True
-    while changed and run:
-        changed = False
-        stripped = run.lstrip(" \t*/)·×÷")
-        start += len(run) - len(stripped)
-        run = stripped.rstrip(" \t*(")
-        if run.count("(") > run.count(")") and run.startswith("("):
-            run, start, changed = run[1:], start + 1, True
-        elif run.count(")") > run.count("(") and run.endswith(")"):
-            run, changed = run[:-1], True
-    return run, start
+    """Strip what cannot start or end a plain equation: spaces, dangling ``*`` and parentheses.
+
+    One pass over `run` with running parenthesis counts (a recount per stripped character made
+    ``((((... x = 5`` quadratic)."""
+    lo, hi = 0, len(run)
+    opens, closes = run.count("("), run.count(")")
+    while lo < hi:
+        while lo < hi and run[lo] in _TRIM_LEFT:
+            closes -= run[lo] == ")"
+            lo += 1
+        while lo < hi and run[hi - 1] in _TRIM_RIGHT:
+            opens -= run[hi - 1] == "("
+            hi -= 1
+        if lo < hi and opens > closes and run[lo] == "(":
+            opens, lo = opens - 1, lo + 1
+        elif lo < hi and closes > opens and run[hi - 1] == ")":
+            closes, hi = closes - 1, hi - 1
+        else:
+            break
+    return run[lo:hi], start + lo
 
 
 def find_plain_equations(text: str, var: str) -> list[tuple[str, int, int]]:
@@ -263,7 +343,7 @@ def _add_piece(
         exprs.append(Expression(piece, pos, boxed))
 
 
-@lru_cache(maxsize=8192)
+@byte_bounded_memo(max_bytes=8 << 20, max_entries=8192)
 def read_math(text: str, var: str) -> Reading:
     """Find the relations, expressions and prose numbers/letters of `text` for variable `var`."""
     chars = list(text)

@@ -15,6 +15,7 @@ from dataclasses import replace
 from fractions import Fraction
 from functools import lru_cache
 
+from stepcache_core.memo import byte_bounded_memo
 from stepcache_core.tasks.linear.expr import (
     MathTextError,
     linear,
@@ -200,7 +201,7 @@ def _sympy_solution(lhs: str, rhs: str, var: str) -> Fraction | None:
 _WHITELIST = re.compile(r"^[0-9A-Za-z+\-*/(). ]+$")
 
 
-@lru_cache(maxsize=4096)
+@byte_bounded_memo(max_bytes=8 << 20)
 def detect_linear(prompt: str) -> LinearSpec | None:
     """The linear equation a prompt asks to solve, or None (memoized on the prompt string)."""
     if len(prompt) > MAX_PROMPT_CHARS or _NOT_SOLVE.search(_SATISFIES_ASK.sub(" ", prompt)):

@@ -43,7 +43,12 @@ from stepcache_core.tasks.linear.renumber_read import (
 )
 from stepcache_core.tasks.linear.renumber_write import _BY_BEFORE, _VERB_BEFORE, _holds, _render
 
-__all__ = ["Renumbering", "signed_skeleton"]
+__all__ = ["MAX_RENUMBER_CHARS", "Renumbering", "signed_skeleton"]
+
+#: Longer steps are not renumbered (only restated; `verify` judges them either way): matching a
+#: step's numbers to the new problem costs time quadratic in the step (per equation and per
+#: number), 5 s at 32 KB; real steps are under 1 KB.
+MAX_RENUMBER_CHARS = 4_000
 
 #: Where a candidate value comes from; a SOLUTION value never replaces a number beside the variable.
 CONST, SOLUTION, DERIVED = "const", "solution", "derived"
@@ -210,7 +215,10 @@ class Renumbering:
 
     def rewrite(self, text: str) -> str | None:
         """`text` with every number rewritten to the new problem, or None when no consistent
-        rewrite exists (the caller then keeps the step as it was)."""
+        rewrite exists or the step is over `MAX_RENUMBER_CHARS` (the caller then keeps the step
+        as it was)."""
+        if len(text) > MAX_RENUMBER_CHARS:
+            return None
         an = _analyze(text, self.var)
         if an is None:
             return None

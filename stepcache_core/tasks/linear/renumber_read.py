@@ -9,8 +9,8 @@ from collections.abc import Callable, Iterable, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from fractions import Fraction
-from functools import lru_cache
 
+from stepcache_core.memo import byte_bounded_memo
 from stepcache_core.tasks.linear.expr import (
     ExprParser,
     MathTextError,
@@ -155,7 +155,7 @@ def _side_tokens(expr: str, count: int, var: str) -> tuple[tuple[str | int, ...]
     return tuple(out), var in out
 
 
-@lru_cache(maxsize=4096)
+@byte_bounded_memo(max_bytes=16 << 20)
 def _analyze(text: str, var: str) -> _Analysis | None:
     """Where the numbers of `text` are: in equations (as tokens) or loose; memoized per step."""
     occs = _find_occurrences(text)
