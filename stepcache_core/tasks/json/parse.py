@@ -220,6 +220,23 @@ def _inside(span: Span, groups: Iterable[list[Span]]) -> bool:
     return False
 
 
+def _nested(schema: dict[str, Any]) -> bool:
+    """True for a schema whose values nest objects or arrays of objects, or that uses
+    references: this task checks one flat object, member by member."""
+    if "$defs" in schema or "definitions" in schema:
+        return True
+    for sub in (schema.get("properties") or {}).values():
+        if not isinstance(sub, dict):
+            continue
+        items = sub.get("items")
+        inner = items if isinstance(items, dict) else {}
+        if "$ref" in sub or "properties" in sub or sub.get("type") == "object":
+            return True
+        if "$ref" in inner or "properties" in inner or inner.get("type") == "object":
+            return True
+    return False
+
+
 class _Uncertain(Exception):
     """A key list whose words cannot all be told apart as keys or prose."""
 
@@ -402,8 +419,8 @@ def detect_json_spec(prompt: str) -> JsonSpec | None:
     if schema_obj is not None:
         parsed.append(Mask(schema_obj.start, schema_obj.end, "schema"))
         schema = schema_obj.value
-        if schema.get("type", "object") != "object":
-            return None
+        if schema.get("type", "object") != "object" or _nested(schema):
+            return None  # nested schemas belong to the JSON Schema task (tasks/schema)
         props: dict[str, Any] = schema["properties"]
         required = [k for k in schema.get("required", []) if isinstance(k, str)]
         keys = _dedupe(required or props)
