@@ -108,3 +108,13 @@ def test_a_prompt_that_differs_in_whitespace_is_not_an_exact_hit() -> None:
     model = Model(lambda p: "3x + 5 = 20\n3x = 15\nx = 5\n")
     result = c.generate("Solve 3x + 5 = 20 7 for x.", model)
     assert result.path is not Path.EXACT and model.prompts
+
+
+def test_a_bare_wrong_value_for_a_request_understood_in_full_is_repaired() -> None:
+    # Nothing in the prompt but the equation and lexicon phrasings: our reading is certain, and
+    # "x = 15" states no other reading of it, so the answer is proven wrong.
+    result = cache().generate(PROMPT, Model(lambda p: "x = 15"))
+    assert result.verified and right(result.text)
+    other_words = "Solve 3x + 5 = 20 for x, then add 10 to the result."
+    kept = cache().generate(other_words, Model(lambda p: "x = 15"))
+    assert kept.text == "x = 15" and not kept.verified  # right for what was asked

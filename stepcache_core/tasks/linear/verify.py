@@ -300,16 +300,27 @@ def _is_false(rel: Relation, spec: LinearSpec) -> bool:
 
 
 def proven_wrong(text: str, spec: LinearSpec, failure: Check) -> bool:
-    """True when `failure` proves the answer wrong, the request is understood in full (nothing in
-    the prompt but the equation and the lexicon's phrasings) *and* the answer starts from the
-    very equation the spec holds (its first equation restates it): the model read the problem as
-    we did and then erred. An answer to a prompt with other words ("then add 4 to the result"),
-    or one that states another equation first, may be right for what was asked, so it is never
-    proven wrong; nor is an unfinished one (a hint, a truncated answer: `failure.wrong` unset)."""
+    """True when `failure` proves the answer wrong and the request is understood in full
+    (nothing in the prompt but the equation and the lexicon's phrasings), unless the answer
+    starts by stating *another* equation of the problem's shape ("3x + 6 = 20" for 3x + 5 = 20):
+    then the model read other numbers than we did, and either reading may be the right one. An
+    answer to a prompt with other words ("then add 4 to the result") may be right for what was
+    asked, so it is never proven wrong; nor is an unfinished one (a hint, a truncated answer:
+    `failure.wrong` unset)."""
     if not failure.wrong or not spec.understood:
         return False
     relations = read_math(text, spec.variable).relations
-    return bool(relations) and _is_restated(relations[0], spec)
+    return not relations or not _restates_otherwise(relations[0], spec)
+
+
+def _restates_otherwise(rel: Relation, spec: LinearSpec) -> bool:
+    """True for an equation shaped like the problem (same signed skeleton) that is not it."""
+    shape = _problem_shape(spec)
+    try:
+        same_shape = shape is not None and signed_skeleton(rel.lhs, rel.rhs, spec.variable) == shape
+    except MathTextError:
+        return False
+    return same_shape and not _is_restated(rel, spec)
 
 
 def worth_patching(checks: Sequence[Check]) -> bool:
