@@ -35,6 +35,12 @@ class StepCacheLLMCache(BaseCache):
         patch_model: the model that patches failing steps inside ``lookup`` (optional).
         tenant: keeps one user's or application's answers apart from another's.
 
+    Every generation ``lookup`` returns carries ``Result.summary()`` under the key
+    ``"stepcache"`` in its ``generation_info`` (and, for chat models, its message's
+    ``response_metadata``). A miss or a skip returns None and LangChain calls the model itself:
+    its answer never passes through the cache, so it carries no ``"stepcache"`` metadata (it is
+    still counted in `StepCache.stats`); use `StepCacheChatModel` to get it on every answer.
+
     Answers are scoped by LangChain's ``llm_string``: two models, or one model at two temperatures,
     never share answers. A cache failure logs a warning and reads as a miss. ``aupdate`` and
     ``aclear`` are `BaseCache`'s: `update` and `clear` in a worker thread.
@@ -100,10 +106,7 @@ class StepCacheLLMCache(BaseCache):
         if found is None or found.payload is None:
             return None
         meta = {"stepcache": found.summary()}
-        return [
-            g.model_copy(update={"generation_info": {**(g.generation_info or {}), **meta}})
-            for g in from_payload(found.payload)
-        ]
+        return [_with_meta(g, meta) for g in from_payload(found.payload)]
 
     def _args(self, query: Query, llm_string: str) -> dict[str, Any]:
         """The engine's lookup arguments: the scope, and the patch model as a backend."""
@@ -114,10 +117,22 @@ class StepCacheLLMCache(BaseCache):
 
 def _generations(result: Result, query: Query) -> list[Generation]:
     """Stored generations when the stored answer is served, else fresh ones from the text."""
-    if result.payload is not None:  # exact hit (or opt-in semantic reuse): the stored answer
-        return load_list(result.payload, "core", Generation)
     meta = {"stepcache": result.summary()}
+    if result.payload is not None:  # exact hit (or opt-in semantic reuse): the stored answer
+        return [_with_meta(g, meta) for g in load_list(result.payload, "core", Generation)]
     if query.messages:
         message = AIMessage(content=result.text, response_metadata=meta)
         return [ChatGeneration(message=message, generation_info=meta)]
     return [Generation(text=result.text, generation_info=meta)]
+
+
+def _with_meta(generation: Generation, meta: dict[str, Any]) -> Generation:
+    """`generation` with `meta` added to its ``generation_info`` and, for a chat generation, to
+    its message's ``response_metadata``; nothing else changed."""
+    info = {**(generation.generation_info or {}), **meta}
+    if isinstance(generation, ChatGeneration):
+        message = generation.message
+        response = {**message.response_metadata, **meta}
+        message = message.model_copy(update={"response_metadata": response})
+        return generation.model_copy(update={"generation_info": info, "message": message})
+    return generation.model_copy(update={"generation_info": info})
