@@ -261,14 +261,9 @@ def _raw(result: Result) -> dict[str, Any]:
     return {"usage": usage, "stepcache": result.summary()}
 
 
-def _served(result: Result) -> dict[str, Any]:
-    """A response's ``raw`` (usage and ``"stepcache"``) and ``additional_kwargs``
-    (``"stepcache"``): how the answer was served, on every response (docs/metadata.md)."""
-    return _meta(_raw(result))
-
-
 def _meta(raw: Any) -> dict[str, Any]:
-    """``raw`` and, when it says how the answer was served, ``additional_kwargs`` with that."""
+    """``raw`` and, when it says how the answer was served (``"stepcache"``, on every response:
+    docs/metadata.md), ``additional_kwargs`` with that."""
     if isinstance(raw, Mapping) and "stepcache" in raw:
         return {"raw": raw, "additional_kwargs": {"stepcache": raw["stepcache"]}}
     return {"raw": raw}
@@ -463,7 +458,7 @@ class StepCacheLLM(LLM):
         if key := self._exact_key(prompt, options):
             return self._exact(key, lambda: self._backend_llm.complete(prompt, **options))
         result = self._answer(prompt, options)
-        return CompletionResponse(text=result.text, **_served(result))
+        return CompletionResponse(text=result.text, **_meta(_raw(result)))
 
     @_on_completion
     async def acomplete(
@@ -473,21 +468,21 @@ class StepCacheLLM(LLM):
         if key := self._exact_key(prompt, options):
             return await self._aexact(key, lambda: self._backend_llm.acomplete(prompt, **options))
         result = await self._aanswer(prompt, options)
-        return CompletionResponse(text=result.text, **_served(result))
+        return CompletionResponse(text=result.text, **_meta(_raw(result)))
 
     @_on_chat
     def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         if key := self._exact_key(messages, kwargs):
             return self._exact(key, lambda: self._backend_llm.chat(messages, **kwargs))
         result = self._answer(messages, kwargs)
-        return ChatResponse(message=_assistant(result.text), **_served(result))
+        return ChatResponse(message=_assistant(result.text), **_meta(_raw(result)))
 
     @_on_chat
     async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         if key := self._exact_key(messages, kwargs):
             return await self._aexact(key, lambda: self._backend_llm.achat(messages, **kwargs))
         result = await self._aanswer(messages, kwargs)
-        return ChatResponse(message=_assistant(result.text), **_served(result))
+        return ChatResponse(message=_assistant(result.text), **_meta(_raw(result)))
 
     # Streams: reused steps arrive at once, before the wrapped model is asked to patch the rest;
     # patched and generated steps as the model writes them, each once whole and verified; the
