@@ -1,5 +1,7 @@
 """StepCache as a LangChain `BaseCache`: ``set_llm_cache(StepCacheLLMCache(...))``."""
 
+import threading
+import time
 from collections.abc import Sequence
 from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
@@ -51,6 +53,9 @@ class StepCacheLLMCache(BaseCache):
     patch_model: BaseChatModel | BaseLLM | None = None
     tenant: str = ""
 
+    _missed: dict[tuple[str, str], float] = field(default_factory=dict, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
     def __post_init__(self) -> None:
         if not isinstance(self.step_cache, StepCache):
             raise TypeError(f"step_cache must be a StepCache, not {type(self.step_cache).__name__}")
@@ -63,7 +68,7 @@ class StepCacheLLMCache(BaseCache):
             if exact_only_llm_string(llm_string):
                 return self._exact(query, llm_string)
             result = self.step_cache.lookup(query.text, **self._args(query, llm_string))
-            return None if result is None else _generations(result, query)
+            return self._served(prompt, llm_string, result, query)
         return None
 
     async def alookup(self, prompt: str, llm_string: str) -> list[Generation] | None:
@@ -74,7 +79,7 @@ class StepCacheLLMCache(BaseCache):
             if exact_only_llm_string(llm_string):
                 return self._exact(query, llm_string)
             result = await self.step_cache.alookup(query.text, **self._args(query, llm_string))
-            return None if result is None else _generations(result, query)
+            return self._served(prompt, llm_string, result, query)
         return None
 
     def update(self, prompt: str, llm_string: str, return_val: Sequence[Generation]) -> None:
@@ -92,7 +97,23 @@ class StepCacheLLMCache(BaseCache):
                 if payload is not None:  # lossless or not at all
                     put_exact(self.step_cache, query.text, return_val[0].text, payload, **scope)
             else:  # without a lossless payload an exact repeat gets the text back
-                self.step_cache.put(query.text, return_val[0].text, payload=payload, **scope)
+                with self._lock:
+                    asked = self._missed.pop((prompt, llm_string), None)
+                cost = _cost(return_val[0], asked)
+                self.step_cache.put(
+                    query.text, return_val[0].text, payload=payload, **scope, **cost
+                )
+
+    def _served(
+        self, prompt: str, llm_string: str, result: Result | None, query: Query
+    ) -> list[Generation] | None:
+        """`result` as generations; on a miss, note when the model was asked (its seconds)."""
+        if result is None:
+            with self._lock:  # at most 1024 misses await their answer: the oldest goes first
+                self._missed[(prompt, llm_string)] = time.monotonic()
+                if len(self._missed) > 1024:
+                    del self._missed[next(iter(self._missed))]
+        return None if result is None else _generations(result, query)
 
     def clear(self, *, llm_string: str | None = None, **kwargs: Any) -> None:
         """Delete this tenant's entries; `llm_string` limits it to one model's answers."""
@@ -113,6 +134,17 @@ class StepCacheLLMCache(BaseCache):
         model = self.patch_model
         backend = None if model is None else LangChainBackend(model, query.messages, query.index)
         return {**query.scope(llm_string, self.tenant), "backend": backend}
+
+
+def _cost(generation: Generation, asked: float | None) -> dict[str, Any]:
+    """What the model spent on `generation`: its tokens (chat usage metadata) and the seconds
+    since the lookup that missed, as `StepCache.put` takes them."""
+    usage = getattr(getattr(generation, "message", None), "usage_metadata", None) or {}
+    return {
+        "prompt_tokens": int(usage.get("input_tokens", 0)),
+        "completion_tokens": int(usage.get("output_tokens", 0)),
+        "seconds": 0.0 if asked is None else time.monotonic() - asked,
+    }
 
 
 def _generations(result: Result, query: Query) -> list[Generation]:

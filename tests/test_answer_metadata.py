@@ -5,11 +5,14 @@ saved), on misses and skips as well as on answers served from the cache."""
 from __future__ import annotations
 
 import logging
-from typing import Any
+import time
+from typing import Any, ClassVar
 
 import pytest
-from langchain_core.language_models import FakeListChatModel
-from langchain_core.messages import HumanMessage
+from langchain_core.globals import set_llm_cache
+from langchain_core.language_models import FakeListChatModel, GenericFakeChatModel
+from langchain_core.messages import AIMessage, HumanMessage, UsageMetadata
+from langchain_core.outputs import ChatResult
 
 from stepcache_core import InMemoryStore, StepCache, TaskRegistry
 from stepcache_langchain import StepCacheChatModel, StepCacheLLMCache
@@ -100,3 +103,29 @@ def test_one_debug_line_per_request_with_path_reason_task_and_timings(
     assert "path=exact" in lines[1] and "reason='same prompt cached'" in lines[1]
     for line in lines:
         assert "total=" in line and "backend=" in line and "lookup=" in line
+
+
+def test_global_cache_stores_the_models_cost_and_reports_it_saved(cache: StepCache) -> None:
+    usage = UsageMetadata(input_tokens=7, output_tokens=5, total_tokens=12)
+    reply = AIMessage(MATH_ANSWER, usage_metadata=usage)
+    slow = SlowChat(messages=iter([reply]))
+    set_llm_cache(StepCacheLLMCache(cache))
+    try:
+        slow.invoke(MATH)  # a miss: LangChain calls the model, then stores its answer
+        cache.flush()
+        again = slow.invoke(MATH)
+    finally:
+        set_llm_cache(None)
+    served = again.response_metadata["stepcache"]
+    assert served["path"] == "exact" and served["tokens_saved"] == 12
+    assert served["seconds_saved"] >= SlowChat.delay  # timed from the lookup that missed
+
+
+class SlowChat(GenericFakeChatModel):
+    """A chat model that takes `delay` seconds to answer."""
+
+    delay: ClassVar[float] = 0.05
+
+    def _generate(self, *args: Any, **kwargs: Any) -> ChatResult:
+        time.sleep(self.delay)
+        return super()._generate(*args, **kwargs)

@@ -18,7 +18,7 @@ from stepcache_core.config import CacheConfig
 from stepcache_core.embed import Embedder, MiniLMEmbedder
 from stepcache_core.engine.drivers import Drivers
 from stepcache_core.engine.flow import detect_task, request_flow
-from stepcache_core.engine.request import Request, StepListener, answer_entry
+from stepcache_core.engine.request import Request, StepListener, Usage, answer_entry
 from stepcache_core.engine.writer import WRITE_WAIT_S, Writer
 from stepcache_core.errors import InvalidPromptError, StoreError
 from stepcache_core.ratelimit import RateLimitedLog
@@ -250,8 +250,14 @@ class StepCache:
         tenant: str = "",
         context: str = "",
         payload: str | None = None,
+        prompt_tokens: int = 0,
+        completion_tokens: int = 0,
+        seconds: float = 0.0,
     ) -> Entry | None:
         """Store an answer produced elsewhere. Verified answers become reusable templates.
+
+        `prompt_tokens`, `completion_tokens` and `seconds`: what the model spent writing
+        `answer`, when known; stored with the entry, reported as saved when it is reused.
 
         An answer its task proves wrong is repaired with the deterministic fallback when the task
         has one (else not stored); one its task can neither verify nor prove wrong is stored as
@@ -260,6 +266,7 @@ class StepCache:
         `max_answer_chars` (counted in `stats()["oversized"]`). Returns the entry stored, or None.
         """
         req = self._request(prompt, namespace, tenant, context, can_generate=False, backend=False)
+        req.usage = Usage(max(0, prompt_tokens), max(0, completion_tokens), 1, max(0.0, seconds))
         if len(prompt) > self.config.max_prompt_chars:
             log.info("stepcache: not storing an answer to a prompt over max_prompt_chars")
             return None
