@@ -397,6 +397,9 @@ class ChromaStore(StepStore):
         self._connecting: Future[tuple[Any, Any, Any]] | None = None  # a connection in flight
         self._down = False  # the last request or connection failed: the server is unreachable
         self._warnings = RateLimitedLog(log, _WARN_INTERVAL_S)
+        self._counter_source = uuid.uuid4().hex  # names this object's counter rows
+        self._counts: dict[tuple[str, str], Counter[str]] = {}  # its running totals
+        self._counts_lock = threading.Lock()
         if client is None and host is None:
             if path is None:
                 raise StoreError("ChromaStore needs a path (embedded) or a host (server)")
@@ -859,9 +862,10 @@ class ChromaStore(StepStore):
 
     # ---------------------------------------------------------------- counters
     #
-    # One row per `add_counters` call (a writer flush), under a fresh random id, in a counters
-    # collection of its own: no row is ever read, changed and written back, so adds from many
-    # processes at once are all kept; `counters` sums the rows of the scope asked for.
+    # Counters live in a collection of their own, one row per store object and scope, holding
+    # that object's running totals: only this object ever writes its rows, so each write is the
+    # whole total (an upsert, never a read-modify-write) and adds from many processes at once
+    # are all kept; a failed write is made good by the next one. `counters` sums the rows.
 
     def _counter_rows(self, create: bool) -> Any | None:
         """The counters collection (created when `create`), or None when there is none yet."""
@@ -881,19 +885,21 @@ class ChromaStore(StepStore):
         return handle
 
     def add_counters(self, namespace: str, tenant: str, counts: Mapping[str, float]) -> None:
-        values = {
-            f"{_COUNT_PREFIX}{k}": v for k, v in counts.items() if isinstance(v, int | float) and v
-        }
-        if not values:
+        added = {k: v for k, v in counts.items() if isinstance(v, int | float) and v}
+        if not added:
             return
-        handle = self._counter_rows(create=True)
-        assert handle is not None
-        row = uuid.uuid4().hex
-        meta = {"namespace": namespace, "tenant": tenant, _SCHEMA_KEY: SCHEMA_VERSION, **values}
-        self._guard(
-            "counters",
-            lambda: handle.add(ids=[row], embeddings=[_placeholder(row)], metadatas=[meta]),
-        )
+        with self._counts_lock:  # held while writing: a later total never lands first
+            totals = self._counts.setdefault((namespace, tenant), Counter())
+            totals.update(added)
+            values = {f"{_COUNT_PREFIX}{k}": v for k, v in totals.items()}
+            meta = {"namespace": namespace, "tenant": tenant, _SCHEMA_KEY: SCHEMA_VERSION, **values}
+            row = _hash([self._counter_source, namespace, tenant])
+            handle = self._counter_rows(create=True)
+            assert handle is not None
+            self._guard(
+                "counters",
+                lambda: handle.upsert(ids=[row], embeddings=[_placeholder(row)], metadatas=[meta]),
+            )
 
     def counters(self, namespace: str | None = None, tenant: str | None = None) -> dict[str, float]:
         handle = self._counter_rows(create=False)

@@ -218,3 +218,17 @@ def test_concurrent_counter_adds_are_all_kept(store: StepStore) -> None:
     for t in threads:
         t.join()
     assert store.counters("ns")["requests"] == 40
+
+
+def test_chroma_keeps_one_counter_row_per_store_object_and_scope(tmp_path: Path) -> None:
+    first = ChromaStore(tmp_path / "chroma", embedder_name="test-8d")
+    second = ChromaStore(tmp_path / "chroma", embedder_name="test-8d")  # another process, say
+    for _ in range(20):
+        first.add_counters("ns", "", {"requests": 1, "tokens_saved": 3})
+    for _ in range(5):
+        second.add_counters("ns", "", {"requests": 1})
+    second.add_counters("ns", "bob", {"requests": 1})
+    assert first.counters("ns") == {"requests": 26, "tokens_saved": 60}
+    assert second.counters("ns", "") == {"requests": 25, "tokens_saved": 60}
+    rows = first._counter_rows(create=False)  # type: ignore[attr-defined]
+    assert rows is not None and rows.count() == 3  # running totals, not one row per add
