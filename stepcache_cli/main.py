@@ -109,7 +109,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=port_number, default=8080)
     serve.add_argument("--api-key", help="default: a random key, printed at start")
-    for name, helptext in (("stats", "entry and path counts"), ("clear", "delete entries")):
+    for name, helptext in (
+        ("stats", "traffic counts: paths, tasks, tokens spent and saved"),
+        ("clear", "delete entries"),
+    ):
         cmd = sub.add_parser(name, help=helptext)
         cmd.add_argument(
             "--store",
@@ -117,9 +120,11 @@ def build_parser() -> argparse.ArgumentParser:
             help="an existing Chroma store directory (default: $STEPCACHE_HOME/chroma or "
             "~/.cache/stepcache/chroma)",
         )
+        cmd.add_argument("--namespace", help="only this namespace")
+        cmd.add_argument("--tenant", help="only this tenant")
+        if name == "stats":
+            cmd.add_argument("--json", action="store_true", help="print the counts as JSON")
         if name == "clear":
-            cmd.add_argument("--namespace", help="only this namespace")
-            cmd.add_argument("--tenant", help="only this tenant")
             cmd.add_argument(
                 "-y", "--yes", action="store_true", help="delete without asking for confirmation"
             )

@@ -22,8 +22,10 @@ import re
 import socket
 import threading
 import time
+import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
@@ -61,6 +63,10 @@ class Entry:
     #: The identity of the task registry that judged the answer (`TaskRegistry.identity`): an
     #: exact hit is served only to a reader whose registry is the same.
     registry: str = ""
+    #: What the backend spent writing the answer (prompt + completion tokens, seconds); 0 when
+    #: unknown. An answer served from this entry reports it as saved.
+    cost_tokens: int = 0
+    cost_seconds: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +167,15 @@ class StepStore(ABC):
     def count(self, namespace: str | None = None) -> int:
         """How many entries are stored (in `namespace` when given)."""
 
+    def add_counters(self, namespace: str, tenant: str, counts: Mapping[str, float]) -> None:
+        """Add `counts` to the traffic counters of (`namespace`, `tenant`). Additive: concurrent
+        adds from any number of processes are all kept. A store without counters ignores them."""
+        return None
+
+    def counters(self, namespace: str | None = None, tenant: str | None = None) -> dict[str, float]:
+        """The sums of every count added (of `namespace` and/or `tenant` when given)."""
+        return {}
+
 
 class InMemoryStore(StepStore):
     """A dict-and-list store for unit tests and throwaway caches (brute-force cosine)."""
@@ -175,7 +190,20 @@ class InMemoryStore(StepStore):
         self.bounds = Bounds(max_entries, ttl_seconds)
         self._clock = clock
         self._entries: dict[str, tuple[Entry, tuple[float, ...] | None]] = {}
+        self._counts: dict[tuple[str, str], Counter[str]] = {}
         self._lock = threading.Lock()
+
+    def add_counters(self, namespace: str, tenant: str, counts: Mapping[str, float]) -> None:
+        with self._lock:
+            self._counts.setdefault((namespace, tenant), Counter()).update(counts)
+
+    def counters(self, namespace: str | None = None, tenant: str | None = None) -> dict[str, float]:
+        total: Counter[str] = Counter()
+        with self._lock:
+            for (ns, te), counts in self._counts.items():
+                if namespace in (None, ns) and tenant in (None, te):
+                    total.update(counts)
+        return dict(total)
 
     def get(self, key: str) -> Entry | None:
         with self._lock:
@@ -267,6 +295,12 @@ class UnavailableStore(StepStore):
         raise self._fail()
 
     def put(self, entry: Entry, vector: Sequence[float] | None) -> None:
+        raise self._fail()
+
+    def add_counters(self, namespace: str, tenant: str, counts: Mapping[str, float]) -> None:
+        raise self._fail()
+
+    def counters(self, namespace: str | None = None, tenant: str | None = None) -> dict[str, float]:
         raise self._fail()
 
     def clear(self, namespace: str | None = None, tenant: str | None = None) -> int:
@@ -363,6 +397,9 @@ class ChromaStore(StepStore):
         self._connecting: Future[tuple[Any, Any, Any]] | None = None  # a connection in flight
         self._down = False  # the last request or connection failed: the server is unreachable
         self._warnings = RateLimitedLog(log, _WARN_INTERVAL_S)
+        self._counter_source = uuid.uuid4().hex  # names this object's counter rows
+        self._counts: dict[tuple[str, str], Counter[str]] = {}  # its running totals
+        self._counts_lock = threading.Lock()
         if client is None and host is None:
             if path is None:
                 raise StoreError("ChromaStore needs a path (embedded) or a host (server)")
@@ -823,12 +860,75 @@ class ChromaStore(StepStore):
         self._delete(ids)
         return len(ids)
 
+    # ---------------------------------------------------------------- counters
+    #
+    # Counters live in a collection of their own, one row per store object and scope, holding
+    # that object's running totals: only this object ever writes its rows, so each write is the
+    # whole total (an upsert, never a read-modify-write) and adds from many processes at once
+    # are all kept; a failed write is made good by the next one. `counters` sums the rows.
+
+    def _counter_rows(self, create: bool) -> Any | None:
+        """The counters collection (created when `create`), or None when there is none yet."""
+        name = f"stepcache-counters-{_hash([self._name])[:40]}"
+        if not create:
+            return self._scope(name)
+        handle = self._scopes.get(name)
+        if handle is None:
+            self._collection  # noqa: B018 - connects when needed
+            client = self._client
+            if client is None:
+                raise StoreError("chroma client unavailable (reconnecting)")
+            handle = self._guard(
+                "create counters", lambda: self._open(client, name, "l2", main=self._name)
+            )
+            self._scopes[name] = handle
+        return handle
+
+    def add_counters(self, namespace: str, tenant: str, counts: Mapping[str, float]) -> None:
+        added = {k: v for k, v in counts.items() if isinstance(v, int | float) and v}
+        if not added:
+            return
+        with self._counts_lock:  # held while writing: a later total never lands first
+            totals = self._counts.setdefault((namespace, tenant), Counter())
+            totals.update(added)
+            values = {f"{_COUNT_PREFIX}{k}": v for k, v in totals.items()}
+            meta = {"namespace": namespace, "tenant": tenant, _SCHEMA_KEY: SCHEMA_VERSION, **values}
+            row = _hash([self._counter_source, namespace, tenant])
+            handle = self._counter_rows(create=True)
+            assert handle is not None
+            self._guard(
+                "counters",
+                lambda: handle.upsert(ids=[row], embeddings=[_placeholder(row)], metadatas=[meta]),
+            )
+
+    def counters(self, namespace: str | None = None, tenant: str | None = None) -> dict[str, float]:
+        handle = self._counter_rows(create=False)
+        if handle is None:
+            return {}
+        clauses = [
+            {k: v} for k, v in (("namespace", namespace), ("tenant", tenant)) if v is not None
+        ]
+        where: dict[str, Any] | None = (
+            None if not clauses else clauses[0] if len(clauses) == 1 else {"$and": clauses}
+        )
+        got = self._guard("counters", lambda: handle.get(where=where, include=["metadatas"]))
+        total: dict[str, float] = {}
+        for meta in got["metadatas"]:
+            for key, value in (meta or {}).items():
+                if key.startswith(_COUNT_PREFIX) and isinstance(value, int | float):
+                    name = key[len(_COUNT_PREFIX) :]
+                    total[name] = total.get(name, 0) + value
+        return total
+
     def count(self, namespace: str | None = None) -> int:
         if namespace is None:
             return int(self._run("count", lambda c: c.count()))
         got = self._run("get", lambda c: c.get(where={"namespace": namespace}, include=[]))
         return len(got["ids"])
 
+
+#: Prefix of the counter fields of a counters row (the rest of its metadata is its scope).
+_COUNT_PREFIX = "n:"
 
 #: At most one "server unreachable" warning per this many seconds per store.
 _WARN_INTERVAL_S = 60.0
@@ -967,6 +1067,7 @@ def _encode(entry: Entry, *, reusable: bool, scope: str = "") -> tuple[str, dict
             "sha256": _digest(entry.prompt, entry.answer, entry.steps, entry.payload),
             # exact: Chroma keeps float metadata to ~16 digits (the metadata copy is for queries)
             "created_at": float(entry.created_at),
+            "cost": [int(entry.cost_tokens), float(entry.cost_seconds)],
         },
         ensure_ascii=False,
     )
@@ -998,6 +1099,22 @@ def _in_scope(entry: Entry, namespace: str, tenant: str, context: str, task: str
         and (entry.namespace, entry.tenant, entry.context) == (namespace, tenant, context)
         and (task is None or entry.task == task)
     )
+
+
+def _cost(value: Any) -> tuple[int, float]:
+    """An entry's stored cost, (0, 0.0) when absent (older rows) or unreadable (never trusted
+    for anything but the saved-cost estimate)."""
+    if (
+        isinstance(value, list)
+        and len(value) == 2
+        and isinstance(value[0], int)
+        and isinstance(value[1], int | float)
+        and value[0] >= 0
+        and math.isfinite(value[1])
+        and value[1] >= 0
+    ):
+        return value[0], float(value[1])
+    return 0, 0.0
 
 
 def _decode(key: str, document: str | None, meta: Any) -> Entry | None:
@@ -1035,6 +1152,7 @@ def _decode(key: str, document: str | None, meta: Any) -> Entry | None:
             created_at = exact
         if math.isnan(created_at):
             raise ValueError("created_at is NaN")
+        cost_tokens, cost_seconds = _cost(data.get("cost"))
         return Entry(
             key=key,
             namespace=meta["namespace"],
@@ -1048,6 +1166,8 @@ def _decode(key: str, document: str | None, meta: Any) -> Entry | None:
             payload=payload,
             created_at=created_at,
             registry=registry,
+            cost_tokens=cost_tokens,
+            cost_seconds=cost_seconds,
         )
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         log.warning("stepcache: ignoring corrupt cache row %s: %r", key, exc)

@@ -65,21 +65,33 @@ class Result:
     reason: str = ""
     payload: str | None = None  # adapter data stored with the entry, returned on exact hits
     timings: Mapping[str, float] = field(default_factory=dict)
+    #: Estimated backend tokens and seconds this answer did not cost: the stored cost of the
+    #: reused entry (what the model spent writing it) less what this request spent; 0 when
+    #: nothing was reused or the entry's cost is unknown.
+    tokens_saved: int = 0
+    seconds_saved: float = 0.0
 
     @property
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
 
     def summary(self) -> dict[str, Any]:
-        """How the answer was served, JSON-ready: what adapters attach to their responses."""
+        """How the answer was served, JSON-ready: what adapters attach to their responses
+        under the key ``"stepcache"`` (see docs/metadata.md)."""
         return {
             "path": self.path.value,
+            "reason": self.reason,
             "task": self.task,
             "similarity": self.similarity,
-            "backend_calls": self.backend_calls,
             "verified": self.verified,
             "fallback_used": self.fallback_used,
-            "reason": self.reason,
+            "backend_calls": self.backend_calls,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "tokens_spent": self.total_tokens,
+            "backend_seconds": float(self.timings.get("backend", 0.0)),
+            "tokens_saved": self.tokens_saved,
+            "seconds_saved": self.seconds_saved,
         }
 
     @property

@@ -1,5 +1,7 @@
 """StepCache as a LangChain `BaseCache`: ``set_llm_cache(StepCacheLLMCache(...))``."""
 
+import threading
+import time
 from collections.abc import Sequence
 from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
@@ -35,6 +37,12 @@ class StepCacheLLMCache(BaseCache):
         patch_model: the model that patches failing steps inside ``lookup`` (optional).
         tenant: keeps one user's or application's answers apart from another's.
 
+    Every generation ``lookup`` returns carries ``Result.summary()`` under the key
+    ``"stepcache"`` in its ``generation_info`` (and, for chat models, its message's
+    ``response_metadata``). A miss or a skip returns None and LangChain calls the model itself:
+    its answer never passes through the cache, so it carries no ``"stepcache"`` metadata (it is
+    still counted in `StepCache.stats`); use `StepCacheChatModel` to get it on every answer.
+
     Answers are scoped by LangChain's ``llm_string``: two models, or one model at two temperatures,
     never share answers. A cache failure logs a warning and reads as a miss. ``aupdate`` and
     ``aclear`` are `BaseCache`'s: `update` and `clear` in a worker thread.
@@ -44,6 +52,9 @@ class StepCacheLLMCache(BaseCache):
     _: KW_ONLY
     patch_model: BaseChatModel | BaseLLM | None = None
     tenant: str = ""
+
+    _missed: dict[tuple[str, str], float] = field(default_factory=dict, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.step_cache, StepCache):
@@ -57,7 +68,7 @@ class StepCacheLLMCache(BaseCache):
             if exact_only_llm_string(llm_string):
                 return self._exact(query, llm_string)
             result = self.step_cache.lookup(query.text, **self._args(query, llm_string))
-            return None if result is None else _generations(result, query)
+            return self._served(prompt, llm_string, result, query)
         return None
 
     async def alookup(self, prompt: str, llm_string: str) -> list[Generation] | None:
@@ -68,7 +79,7 @@ class StepCacheLLMCache(BaseCache):
             if exact_only_llm_string(llm_string):
                 return self._exact(query, llm_string)
             result = await self.step_cache.alookup(query.text, **self._args(query, llm_string))
-            return None if result is None else _generations(result, query)
+            return self._served(prompt, llm_string, result, query)
         return None
 
     def update(self, prompt: str, llm_string: str, return_val: Sequence[Generation]) -> None:
@@ -86,7 +97,23 @@ class StepCacheLLMCache(BaseCache):
                 if payload is not None:  # lossless or not at all
                     put_exact(self.step_cache, query.text, return_val[0].text, payload, **scope)
             else:  # without a lossless payload an exact repeat gets the text back
-                self.step_cache.put(query.text, return_val[0].text, payload=payload, **scope)
+                with self._lock:
+                    asked = self._missed.pop((prompt, llm_string), None)
+                cost = _cost(return_val[0], asked)
+                self.step_cache.put(
+                    query.text, return_val[0].text, payload=payload, **scope, **cost
+                )
+
+    def _served(
+        self, prompt: str, llm_string: str, result: Result | None, query: Query
+    ) -> list[Generation] | None:
+        """`result` as generations; on a miss, note when the model was asked (its seconds)."""
+        if result is None:
+            with self._lock:  # at most 1024 misses await their answer: the oldest goes first
+                self._missed[(prompt, llm_string)] = time.monotonic()
+                if len(self._missed) > 1024:
+                    del self._missed[next(iter(self._missed))]
+        return None if result is None else _generations(result, query)
 
     def clear(self, *, llm_string: str | None = None, **kwargs: Any) -> None:
         """Delete this tenant's entries; `llm_string` limits it to one model's answers."""
@@ -100,10 +127,7 @@ class StepCacheLLMCache(BaseCache):
         if found is None or found.payload is None:
             return None
         meta = {"stepcache": found.summary()}
-        return [
-            g.model_copy(update={"generation_info": {**(g.generation_info or {}), **meta}})
-            for g in from_payload(found.payload)
-        ]
+        return [_with_meta(g, meta) for g in from_payload(found.payload)]
 
     def _args(self, query: Query, llm_string: str) -> dict[str, Any]:
         """The engine's lookup arguments: the scope, and the patch model as a backend."""
@@ -112,12 +136,35 @@ class StepCacheLLMCache(BaseCache):
         return {**query.scope(llm_string, self.tenant), "backend": backend}
 
 
+def _cost(generation: Generation, asked: float | None) -> dict[str, Any]:
+    """What the model spent on `generation`: its tokens (chat usage metadata) and the seconds
+    since the lookup that missed, as `StepCache.put` takes them."""
+    usage = getattr(getattr(generation, "message", None), "usage_metadata", None) or {}
+    return {
+        "prompt_tokens": int(usage.get("input_tokens", 0)),
+        "completion_tokens": int(usage.get("output_tokens", 0)),
+        "seconds": 0.0 if asked is None else time.monotonic() - asked,
+    }
+
+
 def _generations(result: Result, query: Query) -> list[Generation]:
     """Stored generations when the stored answer is served, else fresh ones from the text."""
-    if result.payload is not None:  # exact hit (or opt-in semantic reuse): the stored answer
-        return load_list(result.payload, "core", Generation)
     meta = {"stepcache": result.summary()}
+    if result.payload is not None:  # exact hit (or opt-in semantic reuse): the stored answer
+        return [_with_meta(g, meta) for g in load_list(result.payload, "core", Generation)]
     if query.messages:
         message = AIMessage(content=result.text, response_metadata=meta)
         return [ChatGeneration(message=message, generation_info=meta)]
     return [Generation(text=result.text, generation_info=meta)]
+
+
+def _with_meta(generation: Generation, meta: dict[str, Any]) -> Generation:
+    """`generation` with `meta` added to its ``generation_info`` and, for a chat generation, to
+    its message's ``response_metadata``; nothing else changed."""
+    info = {**(generation.generation_info or {}), **meta}
+    if isinstance(generation, ChatGeneration):
+        message = generation.message
+        response = {**message.response_metadata, **meta}
+        message = message.model_copy(update={"response_metadata": response})
+        return generation.model_copy(update={"generation_info": info, "message": message})
+    return generation.model_copy(update={"generation_info": info})

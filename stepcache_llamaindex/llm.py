@@ -261,6 +261,14 @@ def _raw(result: Result) -> dict[str, Any]:
     return {"usage": usage, "stepcache": result.summary()}
 
 
+def _meta(raw: Any) -> dict[str, Any]:
+    """``raw`` and, when it says how the answer was served (``"stepcache"``, on every response:
+    docs/metadata.md), ``additional_kwargs`` with that."""
+    if isinstance(raw, Mapping) and "stepcache" in raw:
+        return {"raw": raw, "additional_kwargs": {"stepcache": raw["stepcache"]}}
+    return {"raw": raw}
+
+
 def _assistant(text: str) -> ChatMessage:
     return ChatMessage(role=MessageRole.ASSISTANT, content=text)
 
@@ -450,7 +458,7 @@ class StepCacheLLM(LLM):
         if key := self._exact_key(prompt, options):
             return self._exact(key, lambda: self._backend_llm.complete(prompt, **options))
         result = self._answer(prompt, options)
-        return CompletionResponse(text=result.text, raw=_raw(result))
+        return CompletionResponse(text=result.text, **_meta(_raw(result)))
 
     @_on_completion
     async def acomplete(
@@ -460,21 +468,21 @@ class StepCacheLLM(LLM):
         if key := self._exact_key(prompt, options):
             return await self._aexact(key, lambda: self._backend_llm.acomplete(prompt, **options))
         result = await self._aanswer(prompt, options)
-        return CompletionResponse(text=result.text, raw=_raw(result))
+        return CompletionResponse(text=result.text, **_meta(_raw(result)))
 
     @_on_chat
     def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         if key := self._exact_key(messages, kwargs):
             return self._exact(key, lambda: self._backend_llm.chat(messages, **kwargs))
         result = self._answer(messages, kwargs)
-        return ChatResponse(message=_assistant(result.text), raw=_raw(result))
+        return ChatResponse(message=_assistant(result.text), **_meta(_raw(result)))
 
     @_on_chat
     async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         if key := self._exact_key(messages, kwargs):
             return await self._aexact(key, lambda: self._backend_llm.achat(messages, **kwargs))
         result = await self._aanswer(messages, kwargs)
-        return ChatResponse(message=_assistant(result.text), raw=_raw(result))
+        return ChatResponse(message=_assistant(result.text), **_meta(_raw(result)))
 
     # Streams: reused steps arrive at once, before the wrapped model is asked to patch the rest;
     # patched and generated steps as the model writes them, each once whole and verified; the
@@ -555,21 +563,21 @@ def _completion_stream(items: Iterator[StepOrResult]) -> CompletionResponseGen:
     text = ""
     for item in items:
         text, delta, raw = _delta(item, text)
-        yield CompletionResponse(text=text, delta=delta, raw=raw)
+        yield CompletionResponse(text=text, delta=delta, **_meta(raw))
 
 
 async def _acompletion_stream(items: AsyncIterator[StepOrResult]) -> CompletionResponseAsyncGen:
     text = ""
     async for item in items:
         text, delta, raw = _delta(item, text)
-        yield CompletionResponse(text=text, delta=delta, raw=raw)
+        yield CompletionResponse(text=text, delta=delta, **_meta(raw))
 
 
 def _chat_stream(items: Iterator[StepOrResult]) -> ChatResponseGen:
     for chunk in _completion_stream(items):
-        yield ChatResponse(message=_assistant(chunk.text), delta=chunk.delta, raw=chunk.raw)
+        yield ChatResponse(message=_assistant(chunk.text), delta=chunk.delta, **_meta(chunk.raw))
 
 
 async def _achat_stream(items: AsyncIterator[StepOrResult]) -> ChatResponseAsyncGen:
     async for chunk in _acompletion_stream(items):
-        yield ChatResponse(message=_assistant(chunk.text), delta=chunk.delta, raw=chunk.raw)
+        yield ChatResponse(message=_assistant(chunk.text), delta=chunk.delta, **_meta(chunk.raw))

@@ -6,7 +6,7 @@ import dataclasses
 import logging
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from langchain_core.globals import set_llm_cache
@@ -113,7 +113,10 @@ def test_llm_math_reuse_and_constant_change(llm_cache: StepCacheLLMCache) -> Non
 def test_llm_exact_repeat_keeps_generation_info(llm_cache: StepCacheLLMCache) -> None:
     generations = [Generation(text="hello", generation_info={"finish_reason": "stop", "n": [1]})]
     llm_cache.update("Say hello.", "model-a", generations)
-    assert llm_cache.lookup("Say hello.", "model-a") == generations
+    found = llm_cache.lookup("Say hello.", "model-a")
+    assert found is not None and without_stepcache(found) == generations
+    assert found[0].generation_info is not None
+    assert found[0].generation_info["stepcache"]["path"] == "exact"
     # Exact means identical: another spacing of a prompt no task reads is another request.
     assert llm_cache.lookup("Say  hello.", "model-a") is None
 
@@ -175,7 +178,10 @@ def test_chat_generations_round_trip_exactly(llm_cache: StepCacheLLMCache) -> No
     )
     generations = [ChatGeneration(message=message, generation_info={"finish_reason": "stop"})]
     llm_cache.update(prompt, "chat-model", generations)
-    assert llm_cache.lookup(prompt, "chat-model") == generations
+    found = llm_cache.lookup(prompt, "chat-model")
+    assert found is not None and without_stepcache(found) == generations
+    message = cast(ChatGeneration, found[0]).message
+    assert message.response_metadata["stepcache"]["path"] == "exact"
 
 
 def test_chat_json_reuse_without_the_model(llm_cache: StepCacheLLMCache) -> None:
@@ -341,7 +347,7 @@ def test_corrupt_chroma_row_is_a_miss(step_cache: StepCache) -> None:
     )
     assert cache.lookup("Say hi.", "m") is None
     cache.update("Say hi.", "m", [Generation(text="hi again")])  # overwrites the bad row
-    assert cache.lookup("Say hi.", "m") == [Generation(text="hi again")]
+    assert without_stepcache(cache.lookup("Say hi.", "m") or []) == [Generation(text="hi again")]
 
 
 def test_malformed_chat_prompt_is_a_miss(
@@ -396,3 +402,16 @@ async def test_backend_streams_llms() -> None:
     assert pieces[-1] == MATH_ANSWER
     assert (await whole.acomplete_streaming(MATH, None, pieces.append)).text == ""
     assert pieces[-1] == MATH_ANSWER and whole.last is None  # an empty answer: no piece
+
+
+def without_stepcache(generations: Sequence[Generation]) -> list[Generation]:
+    """`generations` without the ``"stepcache"`` metadata lookup adds (the rest as stored)."""
+    out: list[Generation] = []
+    for g in generations:
+        info = {k: v for k, v in (g.generation_info or {}).items() if k != "stepcache"}
+        update: dict[str, Any] = {"generation_info": info or None}
+        if isinstance(g, ChatGeneration):
+            meta = {k: v for k, v in g.message.response_metadata.items() if k != "stepcache"}
+            update["message"] = g.message.model_copy(update={"response_metadata": meta})
+        out.append(g.model_copy(update=update))
+    return out

@@ -270,7 +270,9 @@ async def test_uncacheable_request_goes_to_the_model(step_cache: StepCache) -> N
     )
     for got, recorder in zip(answers, recorders, strict=True):
         assert got.content == "A cat." and got.usage_metadata == USAGE  # the model's own message
-        assert got.response_metadata == {"model_name": "fake"}  # no "stepcache": not served by it
+        served = got.response_metadata["stepcache"]  # the model answered: a miss, and why
+        assert served["path"] == "miss" and "no text to key the cache on" in served["reason"]
+        assert got.response_metadata["model_name"] == "fake"  # the rest is the model's own
         assert recorder.nested() and recorder.runs[1] == recorder.runs[0]  # the same request
     assert step_cache.stats()["requests"] == 0
 

@@ -827,3 +827,21 @@ def test_real_minilm_embedder_finds_the_reworded_request(tmp_path: FsPath) -> No
     owner = llm.chat([SYSTEM, user("Give me a JSON object for a cat with name, age, color, owner")])
     assert path_of(owner) == "patch" and json.loads(owner.message.content or "") == VALUES
     assert model.calls == 3
+
+
+def test_every_response_says_how_it_was_served_under_one_key(llm: StepCacheLLM) -> None:
+    prompt = "Solve 3x + 5 = 20 for x."
+    miss = llm.complete(prompt)
+    exact = llm.complete(prompt)
+    chat = llm.chat([user(prompt)])  # a chat is another scope than a completion
+    streamed = list(llm.stream_complete("Solve 3x + 7 = 22 for x."))
+    cases = ((miss, "miss"), (exact, "exact"), (chat, "miss"), (streamed[-1], "reuse"))
+    for response, path in cases:
+        served = response.additional_kwargs["stepcache"]
+        assert served == response.raw["stepcache"]  # type: ignore[index]
+        assert served["path"] == path, served
+        assert {"reason", "task", "similarity", "verified", "tokens_spent"} <= set(served)
+    assert miss.additional_kwargs["stepcache"]["tokens_spent"] > 0
+    assert miss.additional_kwargs["stepcache"]["tokens_saved"] == 0
+    spent = miss.additional_kwargs["stepcache"]["tokens_spent"]
+    assert exact.additional_kwargs["stepcache"]["tokens_saved"] == spent  # the entry's cost

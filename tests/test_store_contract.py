@@ -6,6 +6,7 @@ import dataclasses
 import subprocess
 import sys
 import textwrap
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -179,3 +180,55 @@ def test_chroma_entries_survive_a_fresh_process(tmp_path: Path) -> None:
     store = ChromaStore(tmp_path, embedder_name="test-8d")
     got = store.nearest(unit(0), "ns", "", "", "t")
     assert [n.entry.answer for n in got] == ["a"]
+
+
+def test_an_entry_keeps_its_backend_cost(store: StepStore) -> None:
+    costly = dataclasses.replace(entry("Say hi."), cost_tokens=42, cost_seconds=1.5)
+    store.put(costly, unit(0))
+    got = store.get(costly.key)
+    assert got is not None and (got.cost_tokens, got.cost_seconds) == (42, 1.5)
+
+
+def test_counters_add_up_per_namespace_and_tenant(store: StepStore) -> None:
+    assert store.counters() == {}
+    store.add_counters("ns", "", {"requests": 2, "path.miss": 2, "seconds_saved": 0.5})
+    store.add_counters("ns", "", {"requests": 1, "path.exact": 1, "seconds_saved": 0.25})
+    store.add_counters("ns", "alice", {"requests": 4})
+    store.add_counters("other", "", {"requests": 8, "path.miss": 8})
+    assert store.counters("ns", "") == {
+        "requests": 3,
+        "path.miss": 2,
+        "path.exact": 1,
+        "seconds_saved": 0.75,
+    }
+    assert store.counters("ns")["requests"] == 7
+    assert store.counters(tenant="")["requests"] == 11
+    assert store.counters()["requests"] == 15
+    assert store.counters("nowhere") == {}
+
+
+def test_concurrent_counter_adds_are_all_kept(store: StepStore) -> None:
+    def add() -> None:
+        for _ in range(10):
+            store.add_counters("ns", "", {"requests": 1})
+
+    threads = [threading.Thread(target=add) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert store.counters("ns")["requests"] == 40
+
+
+def test_chroma_keeps_one_counter_row_per_store_object_and_scope(tmp_path: Path) -> None:
+    first = ChromaStore(tmp_path / "chroma", embedder_name="test-8d")
+    second = ChromaStore(tmp_path / "chroma", embedder_name="test-8d")  # another process, say
+    for _ in range(20):
+        first.add_counters("ns", "", {"requests": 1, "tokens_saved": 3})
+    for _ in range(5):
+        second.add_counters("ns", "", {"requests": 1})
+    second.add_counters("ns", "bob", {"requests": 1})
+    assert first.counters("ns") == {"requests": 26, "tokens_saved": 60}
+    assert second.counters("ns", "") == {"requests": 25, "tokens_saved": 60}
+    rows = first._counter_rows(create=False)  # type: ignore[attr-defined]
+    assert rows is not None and rows.count() == 3  # running totals, not one row per add

@@ -13,6 +13,7 @@ a backend call's verified steps to the request's listener while the backend is s
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections import Counter
@@ -43,6 +44,8 @@ from stepcache_core.ratelimit import RateLimitedLog
 from stepcache_core.store import Entry, StepStore
 from stepcache_core.tasks.base import Assemble, Generate, Task
 from stepcache_core.types import Completion, Path, Result, StepOrigin, StepOutcome
+
+log = logging.getLogger("stepcache")
 
 
 class _BackendFailure(Exception):
@@ -383,24 +386,73 @@ class Drivers:
         )
 
     def _finish(self, result: Result | None, req: Request) -> Result | None:
-        if result is None:
-            return None
-        req.emit(result.steps)
         total = time.perf_counter() - req.started
         timings = dict(req.timings)
         timings.update(backend=req.usage.seconds, total=total, overhead=total - req.usage.seconds)
-        self.paths[result.path.value] += 1
-        self.counters["backend_calls"] += req.usage.calls
-        self.counters["prompt_tokens"] += req.usage.prompt_tokens
-        self.counters["completion_tokens"] += req.usage.completion_tokens
-        self.counters["fallbacks"] += int(result.fallback_used)
-        return replace(
+        if result is None:  # a lookup found nothing to serve: the caller's model answers
+            self._count(req, None)
+            _log_request(req, None, timings)
+            return None
+        req.emit(result.steps)
+        saved_tokens, saved_seconds = 0, 0.0
+        if req.reused_cost is not None:
+            spent = req.usage.prompt_tokens + req.usage.completion_tokens
+            saved_tokens = max(0, req.reused_cost[0] - spent)
+            saved_seconds = max(0.0, req.reused_cost[1] - req.usage.seconds)
+        result = replace(
             result,
             prompt_tokens=req.usage.prompt_tokens,
             completion_tokens=req.usage.completion_tokens,
             backend_calls=req.usage.calls,
             timings=timings,
+            tokens_saved=saved_tokens,
+            seconds_saved=saved_seconds,
         )
+        self._count(req, result)
+        _log_request(req, result, timings)
+        return result
+
+    def _count(self, req: Request, result: Result | None) -> None:
+        """Count the request in this process (`paths`, `counters`) and in the store's counters
+        of its scope (written in the background by the writer)."""
+        path = Path.MISS.value if result is None else result.path.value
+        task = None if result is None else result.task
+        counts = {
+            "requests": 1,
+            f"path.{path}": 1,
+            "backend_calls": req.usage.calls,
+            "prompt_tokens": req.usage.prompt_tokens,
+            "completion_tokens": req.usage.completion_tokens,
+            "backend_seconds": req.usage.seconds,
+            "fallbacks": int(result is not None and result.fallback_used),
+            "tokens_saved": 0 if result is None else result.tokens_saved,
+            "seconds_saved": 0.0 if result is None else result.seconds_saved,
+        }
+        if task is not None:
+            counts[f"task.{task}.{path}"] = 1
+        self.paths[path] += 1
+        for key in ("backend_calls", "prompt_tokens", "completion_tokens", "fallbacks"):
+            self.counters[key] += int(counts[key])
+        self.counters["tokens_saved"] += int(counts["tokens_saved"])
+        for key in ("seconds_saved", "backend_seconds"):  # kept in ms: a Counter counts ints
+            self.counters[f"{key}_ms"] += round(counts[key] * 1000)
+        try:
+            self.writer.count(req.namespace, req.tenant, counts)
+        except Exception as exc:  # e.g. at interpreter exit: the counts are lost, not the call
+            self.warnings.warning("counters", "stepcache: counting failed: %r", exc)
+
+
+def _log_request(req: Request, result: Result | None, timings: Mapping[str, float]) -> None:
+    """One DEBUG line per request: path, short reason, task and stage timings (ms)."""
+    if not log.isEnabledFor(logging.DEBUG):
+        return
+    if result is None:
+        path, task, reason = "miss", None, "lookup: nothing to serve, the caller's model answers"
+    else:
+        path, task, reason = result.path.value, result.task, result.reason
+    stages = " ".join(f"{k}={v * 1000:.1f}ms" for k, v in timings.items())
+    short = reason if len(reason) <= 120 else reason[:117] + "..."
+    log.debug("stepcache: request path=%s task=%s reason=%r %s", path, task or "-", short, stages)
 
 
 def _written_steps(req: Request, text: str) -> tuple[StepOutcome, ...]:

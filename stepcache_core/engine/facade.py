@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from pathlib import Path as FsPath
 from typing import Any
 
@@ -18,8 +18,8 @@ from stepcache_core.config import CacheConfig
 from stepcache_core.embed import Embedder, MiniLMEmbedder
 from stepcache_core.engine.drivers import Drivers
 from stepcache_core.engine.flow import detect_task, request_flow
-from stepcache_core.engine.request import Request, StepListener, answer_entry
-from stepcache_core.engine.writer import Writer
+from stepcache_core.engine.request import Request, StepListener, Usage, answer_entry
+from stepcache_core.engine.writer import WRITE_WAIT_S, Writer
 from stepcache_core.errors import InvalidPromptError, StoreError
 from stepcache_core.ratelimit import RateLimitedLog
 from stepcache_core.store import ChromaStore, Entry, StepStore, UnavailableStore
@@ -29,6 +29,37 @@ from stepcache_core.tasks.registry import TaskRegistry
 from stepcache_core.types import Path, Result
 
 log = logging.getLogger("stepcache")
+
+
+#: Paths served from the cache: what a hit rate counts.
+_HITS = (Path.EXACT.value, Path.REUSE.value, Path.PATCH.value)
+
+
+def summarize_counters(raw: Mapping[str, float]) -> dict[str, Any]:
+    """A store's raw counters (`StepStore.counters`) as totals, paths and tasks with hit rates."""
+    requests = int(raw.get("requests", 0))
+    paths = {p.value: int(raw.get(f"path.{p.value}", 0)) for p in Path}
+    tasks: dict[str, dict[str, Any]] = {}
+    for key, value in raw.items():
+        if key.startswith("task."):
+            name, _, path = key[len("task.") :].rpartition(".")
+            tasks.setdefault(name, {p.value: 0 for p in Path})[path] = int(value)
+    for counts in tasks.values():
+        done = sum(counts[p.value] for p in Path)
+        counts["hit_rate"] = sum(counts[p] for p in _HITS) / done if done else 0.0
+    return {
+        "requests": requests,
+        "paths": paths,
+        "hit_rate": sum(paths[p] for p in _HITS) / requests if requests else 0.0,
+        "tasks": dict(sorted(tasks.items())),
+        "backend_calls": int(raw.get("backend_calls", 0)),
+        "prompt_tokens": int(raw.get("prompt_tokens", 0)),
+        "completion_tokens": int(raw.get("completion_tokens", 0)),
+        "backend_seconds": float(raw.get("backend_seconds", 0.0)),
+        "tokens_saved": int(raw.get("tokens_saved", 0)),
+        "seconds_saved": float(raw.get("seconds_saved", 0.0)),
+        "fallbacks": int(raw.get("fallbacks", 0)),
+    }
 
 
 def default_cache_dir() -> FsPath:
@@ -219,8 +250,14 @@ class StepCache:
         tenant: str = "",
         context: str = "",
         payload: str | None = None,
+        prompt_tokens: int = 0,
+        completion_tokens: int = 0,
+        seconds: float = 0.0,
     ) -> Entry | None:
         """Store an answer produced elsewhere. Verified answers become reusable templates.
+
+        `prompt_tokens`, `completion_tokens` and `seconds`: what the model spent writing
+        `answer`, when known; stored with the entry, reported as saved when it is reused.
 
         An answer its task proves wrong is repaired with the deterministic fallback when the task
         has one (else not stored); one its task can neither verify nor prove wrong is stored as
@@ -229,6 +266,7 @@ class StepCache:
         `max_answer_chars` (counted in `stats()["oversized"]`). Returns the entry stored, or None.
         """
         req = self._request(prompt, namespace, tenant, context, can_generate=False, backend=False)
+        req.usage = Usage(max(0, prompt_tokens), max(0, completion_tokens), 1, max(0.0, seconds))
         if len(prompt) > self.config.max_prompt_chars:
             log.info("stepcache: not storing an answer to a prompt over max_prompt_chars")
             return None
@@ -268,12 +306,14 @@ class StepCache:
         """Wait until the answers stored in the background are written."""
         self._writer.flush(timeout)
 
-    def stats(self) -> dict[str, Any]:
-        """Counts of paths taken and backend tokens spent since this object was made;
+    def stats(self, namespace: str | None = None, tenant: str | None = None) -> dict[str, Any]:
+        """Counts of paths taken and backend work since this object was made (this process);
         `degraded`: cache operations that failed (served without the cache); `oversized`:
-        answers over `max_answer_chars`, served as written and not stored."""
+        answers over `max_answer_chars`, served as written and not stored; `store`: the
+        counters kept in the store (of `namespace` and/or `tenant` when given), the traffic
+        of every process that used it (see `store_stats`)."""
         try:
-            size: int | None = self.store.count()
+            size: int | None = self.store.count(namespace)
         except Exception as exc:  # a stats call must not fail because the store is down
             self._warnings.warning("store count", "stepcache: store count failed: %s", exc)
             size = None
@@ -283,11 +323,30 @@ class StepCache:
             "backend_calls": self._counters["backend_calls"],
             "prompt_tokens": self._counters["prompt_tokens"],
             "completion_tokens": self._counters["completion_tokens"],
+            "backend_seconds": self._counters["backend_seconds_ms"] / 1000,
+            "tokens_saved": self._counters["tokens_saved"],
+            "seconds_saved": self._counters["seconds_saved_ms"] / 1000,
             "fallbacks": self._counters["fallbacks"],
             "degraded": self._counters["degraded"],
             "oversized": self._counters["oversized"],
             "entries": size,
+            "store": self.store_stats(namespace, tenant),
         }
+
+    def store_stats(
+        self, namespace: str | None = None, tenant: str | None = None
+    ) -> dict[str, Any] | None:
+        """The traffic counters kept in the store (of `namespace` and/or `tenant`), summed over
+        every process that used it, this one's counts written first; None when the store
+        cannot be read. Paths and tasks carry hit rates: the share of requests served from
+        the cache (exact, reuse, patch)."""
+        self.flush(WRITE_WAIT_S)
+        try:
+            raw = self.store.counters(namespace, tenant)
+        except Exception as exc:
+            self._warnings.warning("store counters", "stepcache: store counters failed: %s", exc)
+            return None
+        return summarize_counters(raw)
 
     def _request(
         self,

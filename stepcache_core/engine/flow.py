@@ -82,7 +82,8 @@ def request_flow(req: Request, cfg: CacheConfig, tasks: TaskRegistry) -> Flow:
 
     # 2. Exact tier: a repeated prompt pays for neither an embedding nor a search.
     hit = exact_hit(entry, req, detected) if entry is not None else None
-    if hit is not None:
+    if hit is not None and entry is not None:
+        req.reuse(entry)
         return hit
 
     if detected is None:
@@ -103,6 +104,7 @@ def request_flow(req: Request, cfg: CacheConfig, tasks: TaskRegistry) -> Flow:
             continue
         verdict = judged[key] = evaluate(req, task, spec, found[key], None)
         if isinstance(verdict, Result):
+            req.reuse(found[key])
             req.timings["verify"] = time.perf_counter() - t0
             yield _store(req, cfg, task, verdict.text, None)
             return verdict
@@ -123,6 +125,7 @@ def request_flow(req: Request, cfg: CacheConfig, tasks: TaskRegistry) -> Flow:
             continue
         verdict = judged[key] = evaluate(req, task, spec, n.entry, n.similarity)
         if isinstance(verdict, Result):
+            req.reuse(n.entry)
             req.timings["verify"] += time.perf_counter() - t0
             yield _store(req, cfg, task, verdict.text, vector)
             return verdict
@@ -133,6 +136,7 @@ def request_flow(req: Request, cfg: CacheConfig, tasks: TaskRegistry) -> Flow:
     if best is not None:
         repaired = yield from _repair(req, cfg, task, spec, best.steps, best.checks, best.failure)
         if repaired is not None:
+            req.reuse(best.entry)
             outcomes, text, used_fallback = repaired
             yield _store(req, cfg, task, text, vector)
             return Result(
@@ -200,6 +204,7 @@ def _untyped(
     best = same_kind[0] if same_kind else None
     sem = cfg.semantic_min_similarity
     if best is not None and sem is not None and best.similarity >= sem:
+        req.reuse(best.entry)
         steps = tuple(StepOutcome(s, StepOrigin.REUSED) for s in best.entry.steps)
         return Result(
             best.entry.answer,

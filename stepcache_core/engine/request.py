@@ -67,6 +67,19 @@ class Request:
     timings: dict[str, float] = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)
     emitted: list[str] = field(default_factory=list)  # step texts already given to `on_step`
+    #: The stored cost (tokens, seconds) of the entry the answer reuses, once one is reused.
+    reused_cost: tuple[int, float] | None = None
+
+    def reuse(self, entry: Entry) -> None:
+        """Note that the answer is served from `entry`: its stored cost is what is saved."""
+        self.reused_cost = (entry.cost_tokens, entry.cost_seconds)
+
+    def cost(self) -> tuple[int, float]:
+        """What the answer cost the backend: this request's own backend work, else (an answer
+        served from a cached entry) the entry's stored cost."""
+        spent = self.usage.prompt_tokens + self.usage.completion_tokens
+        reused = self.reused_cost or (0, 0.0)
+        return max(spent, reused[0]), max(self.usage.seconds, reused[1])
 
     def emit(self, outcomes: Sequence[StepOutcome]) -> None:
         """Hand the steps beyond those already emitted to the listener, in order."""
@@ -96,6 +109,7 @@ def answer_entry(
     """The store entry for an answer to `req`: reusable when verified, or when it has no task
     and semantic reuse is opted in."""
     steps = task.segment(text) if task is not None else [text]
+    tokens, seconds = req.cost()
     return Entry(
         key=req.key,
         namespace=req.namespace,
@@ -108,4 +122,6 @@ def answer_entry(
         payload=payload,
         tenant=req.tenant,
         registry=req.registry,
+        cost_tokens=tokens,
+        cost_seconds=seconds,
     )

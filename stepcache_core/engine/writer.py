@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
 from typing import Any, TypeVar
@@ -57,6 +57,33 @@ class Writer:
         #: shape key -> exact keys of the latest reusable entries of that shape, newest first
         #: (an index of this process's writes; entries are re-read from the store to be used).
         self._shapes: OrderedDict[str, list[str]] = OrderedDict()
+        #: Traffic counts not yet added to the store, by (namespace, tenant).
+        self._counts: dict[tuple[str, str], Counter[str]] = {}
+        self._counting = False  # a counters flush is queued and has not taken the counts yet
+
+    def count(self, namespace: str, tenant: str, counts: Mapping[str, float]) -> None:
+        """Add one request's traffic counts to the store's counters in the background: counts
+        of many requests are added in one store write (`StepStore.add_counters`)."""
+        with self._lock:
+            self._counts.setdefault((namespace, tenant), Counter()).update(counts)
+            if self._counting:
+                return
+            self._counting = True
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(1, thread_name_prefix="stepcache-store")
+            future = self._pool.submit(self._add_counts)
+            self._pending.add(future)
+        future.add_done_callback(self._counted)
+
+    def _add_counts(self) -> None:
+        with self._lock:
+            taken, self._counts, self._counting = self._counts, {}, False
+        for (namespace, tenant), counts in taken.items():
+            self._attempt("counters write", self._store.add_counters, namespace, tenant, counts)
+
+    def _counted(self, future: Future[Any]) -> None:
+        with self._lock:
+            self._pending.discard(future)
 
     def recall(self, key: str, shapes: Sequence[str]) -> tuple[Entry | None, list[str]]:
         """The entry under `key` not yet written, and the indexed keys of `shapes` (most
