@@ -1,5 +1,10 @@
 """The `hard` workload: the paper workload's bases with variants from the correctness grammar.
 
+Why one module (over ~500 lines): it is one grammar, a table per family and group of small edit
+functions (a few lines each) and the per-base draw `_variants_of` that picks from those tables in a
+fixed seeded order; a table reads best next to the functions it names, and splitting it would only
+separate them.
+
 The bases are exactly the `paper` workload's (same seed, same prompts). Each base gets ``4k``
 variants (12 for the default k=3, as in `paper`), drawn per base without replacement from three
 groups, in fixed proportions per base:

@@ -1,5 +1,10 @@
 """Arms, the memoizing backend and the per-request measurement loop.
 
+Why one module (slightly over ~500 lines): the memo, the arms and the measurement loop are one
+accounting scheme: the latency an arm is charged is computed from the memo's own timings
+(`MemoBackend`, `MemoTable`) inside `serve_timed`, and the arms are 10 to 40 lines each, so the
+scheme stays checkable in one view.
+
 Greedy decoding is deterministic, so a backend call for an identical (prompt, max_tokens) is
 computed once per seed: `MemoBackend` stores its Completion and measured seconds, and every arm that
 makes the same call is charged those seconds and tokens. An arm's latency for a request is its own

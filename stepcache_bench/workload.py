@@ -1,5 +1,10 @@
 """The seeded benchmark workload: linear equations and JSON objects, base prompts and variants.
 
+Why one module (over ~500 lines): most of it is the two families' phrasing and subject tables
+(`_SUBJECTS` and the prompt templates), and both families are drawn from one seeded random
+generator in a fixed order: the order of draws is the workload, so keeping the whole walk in one
+place keeps it visible that no edit may reorder them (that would reshuffle every seed's prompts).
+
 Per seed and family, `bases` base prompts (default 10) are cached first; then every base gets `k`
 variants (default 3) of each perturbation kind of its family:
 

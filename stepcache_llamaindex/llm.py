@@ -1,5 +1,10 @@
 """`StepCacheLLM`: a LlamaIndex LLM that answers through StepCache, wrapping any LlamaIndex LLM.
 
+Why one module (over ~500 lines): `StepCacheLLM` must implement LlamaIndex's whole LLM surface
+(complete and chat, sync and async, streaming or not), each method a thin shim over the private
+helpers here (the backend adapter, event muting, the stream converters); those helpers serve this
+class only, and moving them out would leave a module of private functions with one user.
+
 The wrapped model answers misses, patches and repairs. Each user call reports one LLM start/end
 event pair (callback manager and instrumentation); the wrapped model's own calls are muted.
 """

@@ -120,7 +120,12 @@ CallBackend = Callable[[str, int | None, "_StepGate | None", Mapping[str, Any] |
 
 @dataclass(slots=True)
 class Drivers:
-    """Runs flows against one cache's store, embedder and writer; counts paths and usage."""
+    """Runs flows against one cache's store, embedder and writer; counts paths and usage.
+
+    Slightly over ~300 lines because it drives the flow two ways (blocking `run`, async `arun`,
+    each streaming through the step gate), and both share the effect handlers and counters here
+    that keep their behaviour identical.
+    """
 
     config: CacheConfig
     store: StepStore

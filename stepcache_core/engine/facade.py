@@ -73,6 +73,10 @@ def default_cache_dir() -> FsPath:
 class StepCache:
     """Step-level answer cache: exact tier, nearest-neighbour templates, verify, patch, skip.
 
+    Slightly over ~300 lines because it is the whole public surface (sync, async and streaming
+    calls, lookups, `put`, `clear`, stats), each method thin over one request builder
+    (`_request`); the work lives in the flow and the drivers.
+
     Args:
         store: where entries live; default a ``ChromaStore`` on disk under `path`. A store
             given here that fails later turns calls into misses; one that cannot be made
