@@ -19,6 +19,7 @@ EXPECTED = [
     "03_how_it_works.ipynb",
     "04_custom_task.ipynb",
     "05_benchmark.ipynb",
+    "06_structured_output_and_tools.ipynb",
 ]
 
 
