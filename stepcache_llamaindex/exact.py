@@ -70,7 +70,9 @@ def _plain(value: Any) -> Any:
         cls = type(value)
         if cls.__module__.split(".")[0] not in _TRUSTED:
             raise TypeError(f"{cls.__name__} is not stored")
-        fields = {name: _plain(getattr(value, name)) for name in cls.model_fields}
+        # Extra fields a provider adds (llama.cpp's "timings") are part of the answer too.
+        names = [*cls.model_fields, *(value.model_extra or {})]
+        fields = {name: _plain(getattr(value, name)) for name in names}
         return {"__model__": f"{cls.__module__}:{cls.__qualname__}", "fields": fields}
     if isinstance(value, dict):
         if "__model__" in value or not all(isinstance(k, str) for k in value):

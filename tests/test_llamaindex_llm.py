@@ -845,3 +845,31 @@ def test_every_response_says_how_it_was_served_under_one_key(llm: StepCacheLLM) 
     assert miss.additional_kwargs["stepcache"]["tokens_saved"] == 0
     spent = miss.additional_kwargs["stepcache"]["tokens_spent"]
     assert exact.additional_kwargs["stepcache"]["tokens_saved"] == spent  # the entry's cost
+
+
+def test_a_provider_response_with_extra_fields_round_trips() -> None:
+    """llama.cpp's server adds fields (``timings``) to OpenAI's ChatCompletion: kept, so the
+    exact-only answer is stored losslessly instead of passed through on every repeat."""
+    from openai.types.chat import ChatCompletion
+
+    from stepcache_llamaindex.exact import decode, encode
+
+    raw = ChatCompletion.model_validate(
+        {
+            "id": "c1",
+            "object": "chat.completion",
+            "created": 1,
+            "model": "m",
+            "choices": [
+                {
+                    "index": 0,
+                    "finish_reason": "stop",
+                    "message": {"role": "assistant", "content": '{"city": "Paris"}'},
+                }
+            ],
+            "timings": {"prompt_ms": 1.5, "predicted_ms": 9.0},
+        }
+    )
+    stored = encode(raw)
+    assert stored is not None and decode(stored) == raw
+    assert decode(stored).model_extra == {"timings": {"prompt_ms": 1.5, "predicted_ms": 9.0}}
