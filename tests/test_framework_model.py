@@ -210,17 +210,3 @@ def test_llamaindex_chat_with_tools(server: Any, step_cache: StepCache) -> None:
     assert '"get_weather"' in (plain.message.content or "")
     info = again.additional_kwargs["stepcache"]
     assert info["path"] == "exact"
-
-
-def test_llamaindex_structured_predict_on_a_function_calling_model(
-    server: Any, step_cache: StepCache
-) -> None:
-    """On a function-calling model `structured_predict` forces a tool call: none comes back."""
-    from llama_index.core.prompts import PromptTemplate
-
-    template = PromptTemplate("Extract the city from this text: {text}")
-    for with_cache in (False, True):
-        model = _openai_like(server, function_calling=True)
-        llm = StepCacheLLM(llm=model, cache=step_cache) if with_cache else model
-        with pytest.raises(ValueError, match=NO_TOOL_CALL):
-            llm.structured_predict(City, template, text="Paris is the capital of France.")
