@@ -325,15 +325,17 @@ class ChromaConnection:
                 lambda r: r.upsert(ids=[name], embeddings=[_placeholder(name)], metadatas=[meta]),
             )
             self._registered.add(name)
+        return self._handle(name, "cosine", "create scope")
+
+    def _handle(self, name: str, space: str, what: str) -> Any:
+        """The collection `name`, opened (or created with distance `space`) once, then kept."""
         handle = self._scopes.get(name)
         if handle is None:
             self._collection  # noqa: B018 - connects when needed
             client = self._client
             if client is None:
                 raise StoreError("chroma client unavailable (reconnecting)")
-            handle = self._guard(
-                "create scope", lambda: self._open(client, name, "cosine", main=self._name)
-            )
+            handle = self._guard(what, lambda: self._open(client, name, space, main=self._name))
             self._scopes[name] = handle
         return handle
 

@@ -7,7 +7,6 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
-from stepcache_core.errors import StoreError
 from stepcache_core.store.chroma_connection import ChromaConnection
 from stepcache_core.store.codec import (
     _SCHEMA_KEY,
@@ -38,17 +37,7 @@ class ChromaCounters(ChromaConnection):
         name = f"stepcache-counters-{_hash([self._name])[:40]}"
         if not create:
             return self._scope(name)
-        handle = self._scopes.get(name)
-        if handle is None:
-            self._collection  # noqa: B018 - connects when needed
-            client = self._client
-            if client is None:
-                raise StoreError("chroma client unavailable (reconnecting)")
-            handle = self._guard(
-                "create counters", lambda: self._open(client, name, "l2", main=self._name)
-            )
-            self._scopes[name] = handle
-        return handle
+        return self._handle(name, "l2", "create counters")
 
     def add_counters(self, namespace: str, tenant: str, counts: Mapping[str, float]) -> None:
         added = {k: v for k, v in counts.items() if isinstance(v, int | float) and v}
