@@ -342,7 +342,7 @@ def test_corrupt_chroma_row_is_a_miss(step_cache: StepCache) -> None:
     )
     assert cache.lookup("Say hi.", "m") is None
     cache.update("Say hi.", "m", [Generation(text="hi again")])  # overwrites the bad row
-    assert without_stepcache(cache.lookup("Say hi.", "m") or []) == [Generation(text="hi again")]
+    assert cache.lookup("Say hi.", "m") == [Generation(text="hi again")]
 
 
 def test_malformed_chat_prompt_is_a_miss(
@@ -397,16 +397,3 @@ async def test_backend_streams_llms() -> None:
     assert pieces[-1] == MATH_ANSWER
     assert (await whole.acomplete_streaming(MATH, None, pieces.append)).text == ""
     assert pieces[-1] == MATH_ANSWER and whole.last is None  # an empty answer: no piece
-
-
-def without_stepcache(generations: Sequence[Generation]) -> list[Generation]:
-    """`generations` without the ``"stepcache"`` metadata lookup adds (the rest as stored)."""
-    out: list[Generation] = []
-    for g in generations:
-        info = {k: v for k, v in (g.generation_info or {}).items() if k != "stepcache"}
-        update: dict[str, Any] = {"generation_info": info or None}
-        if isinstance(g, ChatGeneration):
-            meta = {k: v for k, v in g.message.response_metadata.items() if k != "stepcache"}
-            update["message"] = g.message.model_copy(update={"response_metadata": meta})
-        out.append(g.model_copy(update=update))
-    return out
