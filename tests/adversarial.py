@@ -31,6 +31,7 @@ from fractions import Fraction
 from typing import Literal
 
 from stepcache_bench.fake import HashEmbedder
+from stepcache_bench.hard import append, number_words
 from stepcache_bench.workload import (
     _FILLERS,
     _JSON_TEMPLATES,
@@ -444,12 +445,6 @@ def edit_kind(
         return fn
 
     return register
-
-
-def append(prompt: str, sentence: str) -> str:
-    """`prompt` with one more sentence (on its own line after a bullet list)."""
-    last = prompt.rsplit("\n", 1)[-1]
-    return prompt + ("\n" if last.startswith("- ") else " ") + sentence
 
 
 def _changed(
@@ -960,22 +955,6 @@ def _unicode_minus(base: Base, rng: random.Random) -> Variant:
     written = b.lhs.replace(" + ", rng.choice((" − ", " – ")), 1)
     meant = replace(b, lhs=b.lhs.replace(" + ", " - ", 1))
     return _respelled("notation: a unicode minus", b, replace(b, lhs=written).prompt, meant)
-
-
-# fmt: off
-_ONES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
-         "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen",
-         "eighteen", "nineteen")
-_TENS = ("", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety")
-# fmt: on
-
-
-def number_words(n: int) -> str:
-    """0 <= n < 100 in English words ("forty-two")."""
-    if n < 20:
-        return _ONES[n]
-    tens, ones = divmod(n, 10)
-    return _TENS[tens] + (f"-{_ONES[ones]}" if ones else "")
 
 
 @edit_kind("notation: a number in words", M, Expect.RIGHT, "linear")
