@@ -4,6 +4,8 @@ role, and proves a model's answer wrong only for a request it understands in ful
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import pytest
 
 from stepcache_core import InMemoryStore, LinearEquationTask, StepCache
@@ -54,7 +56,32 @@ REFUSED = {
     "unit: money (euro)": "Solve 3x + 5 = 20 € for x.",
     "dash as minus": "Solve x — 5 = 2x",
     "a run cut out of more math": "Solve 2x = x:2 + 3 for x.",
+    "digit grouping: dot (4.500)": "Solve 3x = 4.500 for x.",
+    "digit grouping: dot, sentence end": "Solve 7y - 4 = 24.500.",
+    "leading decimal point": "Solve .5x + 5 = 20 for x.",
+    "leading decimal point after a sign": "Solve 3x = -.5 for x.",
+    "fraction before a letter": "Solve 1/2x + 1 = 4 for x.",
+    "fraction before a spaced letter": "Solve 1/2 x + 1 = 4 for x.",
+    "fraction before a parenthesis": "Solve 2x = 6/2(1 + 2) for x.",
 }
+
+
+@pytest.mark.parametrize(
+    ("prompt", "solution"),
+    [
+        ("Solve 3x = 4.5 for x.", Fraction(3, 2)),
+        ("Solve 3x = 0.375 for x.", Fraction(1, 8)),
+        ("Solve 3x = 1234.500 for x.", Fraction(823, 2)),
+        ("Solve x/2 + 1 = 4 for x.", Fraction(6)),
+        ("Solve (x + 1)/2 = 3 for x.", Fraction(5)),
+        ("Solve 0.5x + 5 = 20 for x.", Fraction(30)),
+    ],
+)
+def test_decimals_and_divisions_one_reading_allows_are_still_read(
+    prompt: str, solution: Fraction
+) -> None:
+    spec = detect_linear(prompt)
+    assert spec is not None and spec.solution == solution
 
 
 @pytest.mark.parametrize("prompt", list(REFUSED.values()), ids=list(REFUSED))

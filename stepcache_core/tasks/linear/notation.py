@@ -1,7 +1,8 @@
 """Notation the linear parser does not read with certainty (`refused_notation`, prompt -> reason).
 
 Detection refuses a prompt that writes math, numbers or conditions in a way the equation reader
-would misread or drop: digit grouping (``4,500``, ``4 500``, ``4'500``), unicode math (``²``,
+would misread or drop: digit grouping (``4,500``, ``4 500``, ``4'500``, ``4.500``), a leading
+decimal point (``.5x``), a fraction before a letter (``1/2x``), unicode math (``²``,
 ``√``, ``−``, ``≤``, ``½``), powers, roots, percentages, functions, LaTeX beyond fractions and
 products, numbers and operators in words, modular arithmetic, inequalities (in symbols or words),
 systems of equations and units. A refusal is a plain miss: the model answers as it would without
@@ -31,12 +32,20 @@ _GROUPING = re.compile(
     r"\d[,'’_]\d"  # 4,500  4'500  4_500 (and a decimal comma: 4,5)
     r"|\d[ \u00a0\u2009\u202f]\d{3}(?!\d)"  # 4 500
     r"|\d\.\d{3}\.\d"  # 4.500.000
+    r"|(?<![\d.,])[1-9]\d{0,2}\.\d{3}(?!\d|[.,]\d)"  # 4.500: 4500 in Europe, 4.5 elsewhere
     r"|\d\\[,;:! ]\d|\d\{,\}\d"  # LaTeX: 4\,500  4{,}500
 )
 #: ASCII signs of another kind of math: percent, powers, absolute values, factorials, comparisons
 #: (a ``<placeholder>`` such as ``<value>`` is prose), ``!=``.
 _SYMBOLS = re.compile(r"[%^|_~<>]|[\d)]\s*!|!=")
 _PLACEHOLDER = re.compile(r"<[A-Za-z][\w ]*>")
+#: Number forms two readers read differently: a leading decimal point (``.5x``, which a reader
+#: that skips the point takes for ``5x``) and a fraction right before a letter or a parenthesis
+#: (``1/2x`` is (1/2)x to one reader and 1/(2x) to another; ``6/2(1 + 2)``).
+_AMBIGUOUS_NUMBER = re.compile(
+    r"(?<![\w.])\.\d"
+    r"|\d\s*/\s*\d+(?:\.\d+)?(?:\s*\(|\s?[A-Za-z](?![A-Za-z]))"
+)
 _WORDS = re.compile(
     r"\b(?:"
     # functions, roots, powers, percentages
@@ -131,6 +140,7 @@ def refused_notation(prompt: str) -> str | None:
         return f"a sign the equation reader does not read: {m.group()!r}"
     for pattern, what in (
         (_GROUPING, "digit grouping or a decimal comma"),
+        (_AMBIGUOUS_NUMBER, "a number two readers read differently"),
         (_WORDS, "math in words"),
         (_ONE_AS_NUMBER, "a number in words"),
         (_UNITS, "a unit"),
