@@ -14,9 +14,10 @@ __all__ = ["compare_specs", "equation_shapes"]
 
 
 def compare_specs(cached_prompt: str, cached: LinearSpec, prompt: str, spec: LinearSpec) -> Delta:
-    """CORE when the answer format asked for differs; else RENAME (other variable), CONSTANTS
-    (other equation: same skeleton, other numbers, or other structure) and REWORDING (other
-    words around the equation), as they apply."""
+    """CORE when the answer format asked for differs, or when the equation changed in a request
+    not understood in full (words outside the lexicon, shared by both prompts); else RENAME
+    (other variable), CONSTANTS (other equation: same skeleton, other numbers, or other
+    structure) and REWORDING (other words around the equation), as they apply."""
     if cached.output != spec.output:
         return Delta(
             frozenset({DeltaKind.CORE}),
@@ -29,6 +30,14 @@ def compare_specs(cached_prompt: str, cached: LinearSpec, prompt: str, spec: Lin
         reasons.append(f"variable {cached.variable} -> {spec.variable}")
     same = (cached.lhs_linear, cached.rhs_linear) == (spec.lhs_linear, spec.rhs_linear)
     if not same or Counter(cached.constants) != Counter(spec.constants):
+        if not (cached.understood and spec.understood):
+            # The prompts share words the task does not read ("then add 4 to the result"):
+            # what the cached answer says about them was right for the old numbers only.
+            return Delta(
+                frozenset({DeltaKind.CORE}),
+                f"the equation changed ({cached.plain} -> {spec.plain}) in a request with "
+                "words the task does not read: their answer may depend on the numbers",
+            )
         kinds.add(DeltaKind.CONSTANTS)
         how = "same skeleton" if cached.skeleton == spec.skeleton else "other structure"
         reasons.append(f"{how}: {cached.plain} -> {spec.plain}")

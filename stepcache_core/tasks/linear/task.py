@@ -65,7 +65,8 @@ class LinearEquationTask(Task[LinearSpec]):
     def compare(
         self, cached_prompt: str, cached: LinearSpec, prompt: str, spec: LinearSpec
     ) -> Delta:
-        """CORE when the answer format asked for differs; else RENAME (other variable), CONSTANTS
+        """CORE when the answer format asked for differs, or when the equation changed in a request
+        with words outside the lexicon; else RENAME (other variable), CONSTANTS
         (other equation: same skeleton, other numbers, or other structure) and REWORDING (other
         words around the equation), as they apply."""
         return compare_specs(cached_prompt, cached, prompt, spec)
