@@ -464,7 +464,9 @@ def test_truncated_fixture_answer_is_repaired_by_asking_for_every_key() -> None:
             "Give me raw JSON, no markdown, for a fictional person with fields name, age, city.",
             "core",
         ),
-        ("Give me JSON for a fictional person with at least the fields name, age, city.", "keys"),
+        # "at least" stays in the residue: a key change in a request with words the task does
+        # not read is a core change (the engine skips it on the residue already)
+        ("Give me JSON for a fictional person with at least the fields name, age, city.", "core"),
         (PERSON, None),
     ],
 )

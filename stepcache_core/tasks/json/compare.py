@@ -33,6 +33,13 @@ def compare_specs(cached_prompt: str, cached: JsonSpec, prompt: str, spec: JsonS
         changes.append("allowed extra keys differ")
     if any(cached.value_schema(k) != spec.value_schema(k) for k in overlap):
         changes.append("value types differ")
+    if changes and not (cached.understood and spec.understood):
+        # Both prompts hold the same words the task does not read ("every string value must
+        # be 'N/A'", "omit the age"): a member patched without them may break them.
+        return Delta(
+            frozenset({DeltaKind.CORE}),
+            "; ".join(changes) + ", in a request with words the task does not read",
+        )
     if changes:
         return Delta(frozenset({DeltaKind.KEYS}), "; ".join(changes))
     if " ".join(cached_prompt.split()) != " ".join(prompt.split()):

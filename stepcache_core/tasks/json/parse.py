@@ -19,7 +19,8 @@ from stepcache_core.tasks.json.text import (
     JsonObject,
     find_objects,
 )
-from stepcache_core.tasks.understanding import Mask
+from stepcache_core.tasks.json.wording import JSON_LEXICON
+from stepcache_core.tasks.understanding import Mask, residue
 
 __all__ = ["detect_json_spec"]
 
@@ -465,6 +466,8 @@ def detect_json_spec(prompt: str) -> JsonSpec | None:
         forbid = True
     elif forbid is None:
         forbid = schema_obj is None and not (at_least or _ALLOW_EXTRA.search(checked))
+    subject_mask = [Mask(*subject_span, "subject")] if subject_span else []
+    words = residue(prompt, [*parsed, *subject_mask], JSON_LEXICON)
     return JsonSpec(
         keys=tuple(keys),
         subject=subject,
@@ -474,4 +477,5 @@ def detect_json_spec(prompt: str) -> JsonSpec | None:
         compact=compact,
         bare=bool(_BARE.search(checked)),
         masks=tuple(parsed),
+        understood=all(w == "<subject>" for w in words),
     )

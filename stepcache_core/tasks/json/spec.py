@@ -52,6 +52,10 @@ class JsonSpec:
     property_schemas: tuple[tuple[str, str], ...] = ()  # (key, JSON Schema of its value, as JSON)
     compact: bool = False  # the object must be on one line
     bare: bool = False  # no code fence wanted ("raw JSON", "no markdown")
+    #: The prompt holds nothing but the key list or schema, the subject and the lexicon's
+    #: phrasings: only then can an answer be proven wrong for it (an answer to other words,
+    #: "leave out the age", may be right for them) or its keys be changed by a patch.
+    understood: bool = False
     #: Where the prompt states the keys (``keys``) or the schema (``schema``): what the residue
     #: leaves out. Not part of the spec's identity.
     masks: tuple[Mask, ...] = field(default=(), compare=False, repr=False)

@@ -109,8 +109,15 @@ class JsonObjectTask(Task[JsonSpec]):
         """True when every key of `text`'s object was requested and its only problems are
         requested keys left out or values that break the types or schemas the prompt gave (see
         `check_integrity`): the model read the request as we did and still answered wrong. An
-        extra key, a fence or a layout is no proof: such an answer is served as written."""
-        return not failure.ok and failure.wrong and check_integrity(text, spec).wrong
+        extra key, a fence or a layout is no proof: such an answer is served as written; nor is
+        any answer to a request with words beyond the keys, the subject and the lexicon ("leave
+        out the age"): it may be right for them."""
+        return (
+            spec.understood
+            and not failure.ok
+            and failure.wrong
+            and check_integrity(text, spec).wrong
+        )
 
     def patch(
         self, request: PatchRequest[JsonSpec], generate: Generate
