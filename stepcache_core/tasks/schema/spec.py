@@ -38,6 +38,20 @@ Pointer = tuple[str | int, ...]
 
 #: Keywords that only annotate a schema; allowed next to a ``$ref``.
 _ANNOTATIONS = frozenset({"title", "description", "default", "examples", "$comment"})
+#: Keywords that validation enforces (``format`` through `FORMAT_CHECKER`, or refused when it
+#: cannot check it) or that shape the schema. Every other keyword (the annotations above,
+#: ``deprecated``, ``readOnly``, ``contentEncoding``, ``contentMediaType``, ``x-`` notes, anything
+#: unknown) only *says* something about the value: `wording_at` compares it as prose.
+_ENFORCED = frozenset(
+    {"type", "enum", "const", "multipleOf", "maximum", "exclusiveMaximum", "minimum"}
+    | {"exclusiveMinimum", "maxLength", "minLength", "pattern", "format", "maxItems", "minItems"}
+    | {"uniqueItems", "maxContains", "minContains", "maxProperties", "minProperties", "required"}
+    | {"dependentRequired", "properties", "patternProperties", "additionalProperties"}
+    | {"propertyNames", "items", "prefixItems", "contains", "allOf", "anyOf", "oneOf", "not"}
+    | {"if", "then", "else", "dependentSchemas", "unevaluatedItems", "unevaluatedProperties"}
+    | {"$ref", "$defs", "definitions", "$schema", "$id", "$anchor", "$dynamicRef"}
+    | {"$dynamicAnchor", "$recursiveRef", "$recursiveAnchor", "$vocabulary"}
+)
 #: Keywords that make a node's structure conditional: such a node is never walked into.
 _COMBINATORS = frozenset(
     {"anyOf", "allOf", "oneOf", "not", "if", "then", "else", "prefixItems", "patternProperties"}
@@ -181,10 +195,11 @@ def sub_schema(schema: dict[str, Any], pointer: Pointer) -> tuple[dict[str, Any]
 
 
 def _annotations(node: Any, *, deep: bool) -> Any:
-    """The annotation keywords of schema `node` (with its subschemas' when `deep`)."""
+    """The keywords of schema `node` that validation does not enforce (with its subschemas'
+    when `deep`)."""
     if not isinstance(node, dict):
         return None
-    own = {k: node[k] for k in sorted(_ANNOTATIONS & set(node))}
+    own = {k: node[k] for k in sorted(set(node) - _ENFORCED)}
     if not deep:
         return own
     children: dict[str, Any] = {}
@@ -200,8 +215,9 @@ def _annotations(node: Any, *, deep: bool) -> Any:
 
 
 def wording_at(schema: dict[str, Any], pointer: Pointer) -> str | None:
-    """What the schema *says* about the value at `pointer`: the titles, descriptions, defaults
-    and examples of every node from the root down to it (the whole subtree's at the value's
+    """What the schema *says* about the value at `pointer`: the titles, descriptions, defaults,
+    examples and every other keyword validation does not enforce, of every node from the root
+    down to it (the whole subtree's at the value's
     own node). They are prose: two schemas that word them differently ask for other values.
     None when the schema has no node at `pointer`."""
     if sub_schema(schema, pointer)[0] is None:
