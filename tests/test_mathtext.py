@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from fractions import Fraction
 
 import pytest
@@ -19,11 +20,14 @@ from stepcache_core.tasks.linear.expr import (
     signed_numbers,
 )
 from stepcache_core.tasks.linear.mathtext import (
+    MAX_LATEX_DEPTH,
     constant_value,
     final_value,
     latex_to_plain,
     read_math,
 )
+from stepcache_core.tasks.linear.parse import detect_linear
+from stepcache_core.tasks.linear.verify import check_integrity
 
 F = Fraction
 
@@ -222,3 +226,27 @@ def test_final_value_is_last_statement() -> None:
 def test_format_linear_round_trips(a: Fraction, b: Fraction) -> None:
     assert linear(format_linear(a, b, "x"), "x") == (a, b)
     assert constant_value(format_fraction(b), "x") == b
+
+
+@pytest.mark.parametrize("depth", [MAX_LATEX_DEPTH + 1, 1_000, 20_000])
+def test_latex_nested_too_deeply_is_unreadable_math_not_a_recursion_error(depth: int) -> None:
+    """Issue 14: a thousand nested \\frac used to raise RecursionError out of the reader (and
+    take time quadratic in the depth); now it is an unreadable span, read in bounded time."""
+    body = "\\frac{" * depth + "x" + "}{1}" * depth
+    spec = detect_linear("Solve 3x + 5 = 20 for x.")
+    assert spec is not None
+    started = time.perf_counter()
+    with pytest.raises(MathTextError, match="nested deeper"):
+        latex_to_plain(f"{body} = 5")
+    reading = read_math(f"So \\({body} = 5\\).", "x")
+    assert any("nested deeper" in p for p in reading.problems)
+    check = check_integrity(f"\\({body} = 5\\)\n\nx = 5", spec)
+    assert not check.ok and not check.wrong
+    assert detect_linear(f"Solve \\({body} = 5\\) for x.") is None
+    assert time.perf_counter() - started < 5.0
+
+
+def test_latex_nested_up_to_the_limit_is_still_read() -> None:
+    depth = MAX_LATEX_DEPTH - 1
+    plain = latex_to_plain("\\frac{" * depth + "x" + "}{1}" * depth + " = 5")
+    assert plain.count("(") == plain.count(")") and "x" in plain

@@ -77,6 +77,21 @@ def ascii_ops(text: str) -> str:
     return text.translate(_UNICODE_OPS)
 
 
+#: Deepest brace nesting read in one LaTeX body. Deeper input (``\frac{\frac{...}}`` a
+#: thousand times over) is unreadable math, not a RecursionError; its conversion would also
+#: take time quadratic in the depth.
+MAX_LATEX_DEPTH = 64
+
+
+def _check_depth(src: str) -> None:
+    """Raise `MathTextError` when `src` nests braces deeper than `MAX_LATEX_DEPTH`."""
+    depth = 0
+    for m in re.finditer(r"(?<!\\)[{}]", src):
+        depth += 1 if m.group() == "{" else -1
+        if depth > MAX_LATEX_DEPTH:
+            raise MathTextError(f"LaTeX nested deeper than {MAX_LATEX_DEPTH} levels")
+
+
 def _convert(src: str, boxed: list[str] | None) -> str:
     out: list[str] = []
     i = 0
@@ -138,6 +153,7 @@ def latex_to_plain(src: str) -> str:
     """Plain math for a LaTeX math body; pieces that do not belong together are split by ``;``."""
     if src.count("{") != src.count("}"):
         raise MathTextError("unbalanced braces")
+    _check_depth(src)
     return _convert(src, None).replace(_BOXED_MARK, "")
 
 
@@ -358,6 +374,7 @@ def read_math(text: str, var: str) -> Reading:
     for m in MATH_SPAN.finditer(work):
         body = next(g for g in m.groups() if g is not None)
         try:
+            _check_depth(body)
             plain = _convert(body, None) if body.count("{") == body.count("}") else None
         except MathTextError as exc:
             problems.append(f"unreadable math {body.strip()[:40]!r}: {exc}")
