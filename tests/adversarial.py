@@ -400,6 +400,7 @@ class Variant:
     truth: Fraction | tuple[str, ...] | None = None  # RIGHT: the solution, or the exact keys
     cached_context: str = ""  # the chat context (system prompt, earlier turns) of `cached`
     context: str = ""  # the chat context of `prompt`
+    check: Callable[[str], str | None] | None = None  # RIGHT: more to check (values, a schema)
 
 
 EditFn = Callable[[Base, random.Random], Variant]
@@ -1208,6 +1209,498 @@ def _bench_rewording(base: Base, rng: random.Random) -> Variant:
     return _kept("the benchmark's rewording phrasings", base, changed)
 
 
+# ------------------------------------------------- round two: classes the first grammar missed
+
+
+def _with_constant(b: LinearBase, rng: random.Random) -> LinearBase:
+    """`b` with its right side's last number changed (another equation of the same shape)."""
+    m = _last_number(b.rhs)
+    n = int(m.group()) + rng.choice((1, 2, 3, 6))
+    return replace(b, rhs=b.rhs[: m.start()] + str(n) + b.rhs[m.end() :])
+
+
+@edit_kind("question: the same extra question, other numbers", Q, Expect.MODEL_ANSWERS, "linear")
+def _same_question_other_numbers(base: Base, rng: random.Random) -> Variant:
+    """Both requests ask one more thing the task does not read; the equation changes. The cached
+    answer's words about that thing ("the result is 9") were right for the old numbers only."""
+    b, n = _lin(base), rng.randint(2, 9)
+    changed = _with_constant(b, rng)
+
+    def asked(x: LinearBase) -> tuple[str, str]:
+        value = x.solution
+        if rng.random() < 0.5:
+            sentence = f"Then add {n} to the result."
+            extra = f"Add {n} to the result: {_fmt(value)} + {n} = {_fmt(value + n)}"
+            return append(x.prompt, sentence), f"{derivation(x.lhs, x.rhs, x.v)}\n{extra}"
+        sentence = f"What is {n}{x.v}?"
+        extra = f"Then {n}{x.v} = {_fmt(n * value)}."
+        return append(x.prompt, sentence), f"{derivation(x.lhs, x.rhs, x.v)}\n{extra}"
+
+    state = rng.getstate()
+    cached, cached_answer = asked(b)
+    rng.setstate(state)
+    prompt, answer = asked(changed)
+    return Variant(
+        "question: the same extra question, other numbers",
+        cached,
+        prompt,
+        Expect.MODEL_ANSWERS,
+        cached_answer,
+        answer,
+    )
+
+
+@edit_kind("question: the prose names another letter", Q, Expect.MODEL_ANSWERS, "linear")
+def _prose_names_other_letter(base: Base, rng: random.Random) -> Variant:
+    b = _lin(base)
+    other = next(c for c in "zwq" if c != b.v)
+    forms = (f"Solve {b.equation} for {other}.", f"Find {other} if {b.equation}.")
+    return _changed("question: the prose names another letter", b, rng.choice(forms))
+
+
+@edit_kind("question: a second unknown in the equation", Q, Expect.MODEL_ANSWERS, "linear")
+def _second_unknown(base: Base, rng: random.Random) -> Variant:
+    b = _lin(base)
+    other = next(c for c in "wzq" if c != b.v)
+    changed = replace(b, lhs=f"{b.lhs} + {rng.randint(2, 5)}{other}")
+    return _changed("question: a second unknown in the equation", b, changed.prompt)
+
+
+@edit_kind("question: the same equation twice, other numbers", Q, Expect.MODEL_ANSWERS, "linear")
+def _twice_other_numbers(base: Base, rng: random.Random) -> Variant:
+    b = _lin(base)
+    other = _with_constant(b, rng)
+    sentence = rng.choice((f"Then solve {other.equation} as well.", f"Also do {other.equation}."))
+    return _changed(
+        "question: the same equation twice, other numbers", b, append(b.prompt, sentence)
+    )
+
+
+_form_kind(
+    "form: units or precision asked in words",
+    "linear",
+    (
+        "Give {v} in meters.",
+        "Answer to two decimal places.",
+        "Give an approximate answer.",
+        "Express the answer in centimetres.",
+    ),
+)
+
+
+def _starts_with_digit(b: Base) -> bool:
+    return isinstance(b, LinearBase) and b.lhs[:1].isdigit()
+
+
+@edit_kind("notation: a leading decimal point", M, Expect.RIGHT, "linear", _starts_with_digit)
+def _leading_point(base: Base, rng: random.Random) -> Variant:
+    """``.5x + 5 = 20`` is 0.5x + 5 = 20, not 5x + 5 = 20."""
+    b = _lin(base)
+    meant = replace(b, lhs="0." + b.lhs)
+    return _respelled(
+        "notation: a leading decimal point", b, replace(b, lhs="." + b.lhs).prompt, meant
+    )
+
+
+@edit_kind("notation: grouping with a dot or an apostrophe", M, Expect.RIGHT, "linear")
+def _dot_grouping(base: Base, rng: random.Random) -> Variant:
+    """``20.500`` in European notation is twenty thousand five hundred; the cached request wrote
+    20.5. Refusing (the model answers) is right; reading 20.5 is a guess."""
+    b = _lin(base)
+    m = _last_number(b.rhs)
+    digits = rng.choice(("500", "250", "125"))
+    sep = rng.choice((".", ".", "'"))
+    cached = replace(b, rhs=b.rhs[: m.end()] + "." + digits[0] + b.rhs[m.end() :])
+    written = replace(b, rhs=b.rhs[: m.end()] + sep + digits + b.rhs[m.end() :])
+    meant = replace(b, rhs=b.rhs[: m.end()] + digits + b.rhs[m.end() :])
+    return Variant(
+        "notation: grouping with a dot or an apostrophe",
+        cached.prompt,
+        written.prompt,
+        Expect.RIGHT,
+        perfect_answer(cached),
+        perfect_answer(meant),
+        meant.solution,
+    )
+
+
+def _has_unit_coefficient_form(b: Base) -> bool:
+    return isinstance(b, LinearBase) and re.match(r"\d+[a-z] ", b.lhs) is not None
+
+
+@edit_kind(
+    "notation: a fraction written before the unknown",
+    M,
+    Expect.MODEL_ANSWERS,
+    "linear",
+    _has_unit_coefficient_form,
+)
+def _fraction_before_unknown(base: Base, rng: random.Random) -> Variant:
+    """``1/3x`` is (1/3)x to one reader and 1/(3x) to another: refuse it. The cached request
+    wrote ``x/3``, the same equation under the first reading."""
+    b = _lin(base)
+    m = re.match(r"(\d+)([a-z]) (.*)", b.lhs)
+    assert m is not None
+    k, rest = m.group(1), m.group(3)
+    cached = replace(b, lhs=f"{b.v}/{k} {rest}")
+    written = replace(b, lhs=f"1/{k}{b.v} {rest}")
+    answer = perfect_answer(cached)
+    return Variant(
+        "notation: a fraction written before the unknown",
+        cached.prompt,
+        written.prompt,
+        Expect.MODEL_ANSWERS,
+        answer,
+        answer,
+    )
+
+
+@edit_kind("notation: sides swapped, other numbers", M, Expect.RIGHT, "linear")
+def _sides_swapped(base: Base, rng: random.Random) -> Variant:
+    b = _lin(base)
+    meant = _with_constant(b, rng) if rng.random() < 0.5 else b
+    written = replace(meant, lhs=meant.rhs, rhs=meant.lhs)
+    return _respelled("notation: sides swapped, other numbers", b, written.prompt, meant)
+
+
+@edit_kind(
+    "notation: a double sign",
+    M,
+    Expect.RIGHT,
+    "linear",
+    lambda b: isinstance(b, LinearBase) and re.search(r" [+-] \d", b.lhs) is not None,
+)
+def _double_sign(base: Base, rng: random.Random) -> Variant:
+    """``5x - -2`` for 5x + 2, ``7y + -4`` for 7y - 4."""
+    b = _lin(base)
+    m = re.search(r" ([+-]) (\d+)", b.lhs)
+    assert m is not None
+    flipped = " - -" if m.group(1) == "+" else " + -"
+    written = replace(b, lhs=b.lhs[: m.start()] + flipped + m.group(2) + b.lhs[m.end() :])
+    meant = _with_constant(b, rng) if rng.random() < 0.5 else b
+    written = replace(written, rhs=meant.rhs)
+    return _respelled("notation: a double sign", b, written.prompt, meant)
+
+
+@edit_kind("notation: the equation in code ticks, other numbers", M, Expect.RIGHT, "linear")
+def _code_ticks(base: Base, rng: random.Random) -> Variant:
+    b = _lin(base)
+    meant = _with_constant(b, rng)
+    wrap = rng.choice(("`{}`", "**{}**", "$${}$$"))
+    prompt = f"Solve {wrap.format(meant.equation)} for {b.v}."
+    return _respelled("notation: the equation in code ticks, other numbers", b, prompt, meant)
+
+
+@edit_kind("notation: a trailing zero", M, Expect.RIGHT, "linear")
+def _trailing_zero(base: Base, rng: random.Random) -> Variant:
+    b = _lin(base)
+    m = _last_number(b.rhs)
+    meant = _with_constant(b, rng) if rng.random() < 0.5 else b
+    m2 = _last_number(meant.rhs)
+    written = replace(
+        meant, rhs=meant.rhs[: m2.end()] + rng.choice((".0", ".00")) + meant.rhs[m2.end() :]
+    )
+    del m
+    return _respelled("notation: a trailing zero", b, written.prompt, meant)
+
+
+@edit_kind("notation: the whole equation in words", M, Expect.RIGHT, "linear")
+def _equation_in_words(base: Base, rng: random.Random) -> Variant:
+    """ "five times x minus two equals thirteen": refused, the model answers."""
+    b = _lin(base)
+    a, c, r = rng.randint(2, 9), rng.randint(1, 9), rng.randint(10, 40)
+    meant = replace(b, lhs=f"{a}{b.v} - {c}", rhs=str(r))
+    words = f"{number_words(a)} times {b.v} minus {number_words(c)} equals {number_words(r)}"
+    return _respelled(
+        "notation: the whole equation in words", b, f"Solve {words} for {b.v}.", meant
+    )
+
+
+# JSON: words about the keys, and residues shared across a key change
+
+K = "keys in prose"
+
+
+def _one_key(b: JsonBase, rng: random.Random) -> str:
+    return rng.choice(b.key_names[1:])
+
+
+@edit_kind("keys: a listed key excluded in prose", K, Expect.RIGHT, "json")
+def _key_excluded(base: Base, rng: random.Random) -> Variant:
+    """The list names a key that a later sentence takes out: the perfect model leaves it out,
+    and an answer without it is right, never a proof of a missing key."""
+    b = _obj(base)
+    key = _one_key(b, rng)
+    sentence = rng.choice(
+        (f"Leave out the {key}.", f"Omit {key}.", f"Do not include {key} after all.")
+    )
+    kept = tuple(k for k in b.key_names if k != key)
+    return Variant(
+        "keys: a listed key excluded in prose",
+        b.prompt,
+        append(b.prompt, sentence),
+        Expect.RIGHT,
+        perfect_answer(b),
+        json_answer(kept, dict(b.keys)),
+        kept,
+    )
+
+
+@edit_kind(
+    "keys: a modifier word inside the key list",
+    K,
+    Expect.RIGHT,
+    "json",
+    lambda b: b.bench_template is None,
+)
+def _modifier_in_list(base: Base, rng: random.Random) -> Variant:
+    """ "name, age and optional city": the word before a key is no key of its own."""
+    b = _obj(base)
+    word = rng.choice(("optional", "required", "nullable", "unique"))
+    at = len(b.keys) - 1
+    keys = tuple((f"{word} {k}" if i == at else k, t) for i, (k, t) in enumerate(b.keys))
+    written = replace(b, keys=keys, style=0)
+    return Variant(
+        "keys: a modifier word inside the key list",
+        replace(b, style=0).prompt if b.style != 0 else b.prompt,
+        written.prompt,
+        Expect.RIGHT,
+        perfect_answer(b),
+        perfect_answer(b),
+        b.key_names,
+    )
+
+
+@edit_kind("keys: the same keys in another case", K, Expect.RIGHT, "json")
+def _keys_cased(base: Base, rng: random.Random) -> Variant:
+    b = _obj(base)
+    case = rng.choice(
+        (
+            str.upper,
+            str.title,
+            lambda k: re.sub(
+                r"_(\w)", lambda m: m.group(1).upper(), k.title()[0].lower() + k.title()[1:]
+            ),
+        )
+    )
+    keys = tuple((case(k), t) for k, t in b.keys)
+    changed = replace(b, keys=keys)
+    if changed.prompt == b.prompt:
+        changed = replace(b, keys=tuple((k.upper(), t) for k, t in b.keys))
+    return Variant(
+        "keys: the same keys in another case",
+        b.prompt,
+        changed.prompt,
+        Expect.RIGHT,
+        perfect_answer(b),
+        perfect_answer(changed),
+        changed.key_names,
+    )
+
+
+_form_kind(
+    "form: key style, count or extra keys asked in words",
+    "json",
+    (
+        "Use camelCase keys.",
+        "Write every key in uppercase.",
+        "Use exactly five keys.",
+        "Add any other relevant keys.",
+        "Use null for unknown values.",
+        "No other text.",
+        "Put the keys in this order: the last one first.",
+    ),
+)
+
+
+_SHARED_VALUE_RULES = (
+    ("Every string value must be 'N/A'.", "N/A"),
+    ("Set every string value to 'unknown'.", "unknown"),
+)
+
+
+@edit_kind("prose: a value rule shared, a key changed", P, Expect.RIGHT, "json")
+def _value_rule_key_changed(base: Base, rng: random.Random) -> Variant:
+    """Both requests state the same rule for the values; the keys differ. A patched key written
+    without the rule breaks it."""
+    b = _obj(base)
+    rule, value = rng.choice(_SHARED_VALUE_RULES)
+    at = rng.randrange(1, len(b.keys))
+    new_key = rng.choice([k for k in ("country", "nickname", "color") if k not in b.key_names])
+    keys = tuple((new_key, "string") if i == at else kt for i, kt in enumerate(b.keys))
+    changed = replace(b, keys=keys)
+    strings = {k: value for k, t in changed.keys if t == "string"}
+
+    def check(text: str) -> str | None:
+        found = extract_object(text)
+        if found is None:
+            return "no object"
+        bad = {k: found.value.get(k) for k in strings if found.value.get(k) != value}
+        return f"string values {bad} break the rule {rule!r}" if bad else None
+
+    return Variant(
+        "prose: a value rule shared, a key changed",
+        append(b.prompt, rule),
+        append(changed.prompt, rule),
+        Expect.RIGHT,
+        json_answer(b.key_names, dict(b.keys), {k: value for k, t in b.keys if t == "string"}),
+        json_answer(changed.key_names, dict(changed.keys), strings),
+        changed.key_names,
+        check=check,
+    )
+
+
+# JSON Schema: the same object asked through a schema that changed
+
+S = "JSON Schema"
+
+
+def _object_schema(
+    b: JsonBase, props: Mapping[str, Mapping[str, object]] | None = None
+) -> dict[str, object]:
+    """A flat object schema of `b`'s keys, each property `props[key]` where given."""
+    props = props or {}
+    return {
+        "type": "object",
+        "properties": {k: dict(props.get(k, {"type": t})) for k, t in b.keys},
+        "required": list(b.key_names),
+        "additionalProperties": False,
+    }
+
+
+def _schema_prompt(b: JsonBase, schema: Mapping[str, object]) -> str:
+    from stepcache_core.tasks.schema.parse import schema_request
+
+    return schema_request(f"Describe a {b.subject}.", schema)
+
+
+def _validates(
+    schema: Mapping[str, object],
+    value_check: Callable[[dict[str, object]], str | None] | None = None,
+) -> Callable[[str], str | None]:
+    def check(text: str) -> str | None:
+        from jsonschema import Draft202012Validator, FormatChecker
+
+        found = extract_object(text)
+        if found is None:
+            return "no object"
+        errors = list(
+            Draft202012Validator(schema, format_checker=FormatChecker()).iter_errors(found.value)
+        )
+        if errors:
+            return f"invalid for the new schema: {errors[0].message}"
+        return value_check(found.value) if value_check else None
+
+    return check
+
+
+@edit_kind("schema: a property's description changed", S, Expect.RIGHT, "json", _composed)
+def _schema_description(base: Base, rng: random.Random) -> Variant:
+    """The description says what the value must be; validation cannot see it."""
+    b = _obj(base)
+    key = b.key_of(("string",))
+    old, new = rng.sample(("ALPHA", "BRAVO", "CHARLIE", "DELTA"), 2)
+
+    def prompt_for(word: str) -> tuple[str, str]:
+        prop = {"type": "string", "description": f"Always exactly the string {word}."}
+        schema = _object_schema(b, {key: prop})
+        return _schema_prompt(b, schema), json_answer(b.key_names, dict(b.keys), {key: word})
+
+    cached, cached_answer = prompt_for(old)
+    prompt, answer = prompt_for(new)
+
+    def value(obj: dict[str, object]) -> str | None:
+        return (
+            None if obj.get(key) == new else f"{key}={obj.get(key)!r}, the description asks {new!r}"
+        )
+
+    return Variant(
+        "schema: a property's description changed",
+        cached,
+        prompt,
+        Expect.RIGHT,
+        cached_answer,
+        answer,
+        check=_validates(_object_schema(b), value),
+    )
+
+
+@edit_kind("schema: a constraint added or toggled", S, Expect.RIGHT, "json", _composed)
+def _schema_constraint(base: Base, rng: random.Random) -> Variant:
+    """pattern, format, enum, minLength, required or additionalProperties changed: whatever is
+    served must validate against the new schema."""
+    b = _obj(base)
+    key = b.key_of(("string",))
+    choice = rng.randrange(5)
+    schema = _object_schema(b)
+    props = dict(schema["properties"])  # type: ignore[arg-type]
+    value: object = "Sample"
+    if choice == 0:
+        props[key], value = {"type": "string", "pattern": "^[A-Z]{3}$"}, "ABC"
+    elif choice == 1:
+        props[key], value = {"type": "string", "format": "email"}, "ann@example.com"
+    elif choice == 2:
+        props[key], value = {"type": "string", "enum": ["red", "green"]}, "green"
+    elif choice == 3:
+        props[key], value = {"type": "string", "minLength": 12}, "Sample value here"
+    new = {**schema, "properties": props}
+    if choice == 4:
+        new = {**schema, "required": list(b.key_names[:-1]), "additionalProperties": True}
+    keys = b.key_names
+    return Variant(
+        "schema: a constraint added or toggled",
+        _schema_prompt(b, schema),
+        _schema_prompt(b, new),
+        Expect.RIGHT,
+        json_answer(keys, dict(b.keys)),
+        json_answer(keys, dict(b.keys), {key: value}),
+        check=_validates(new),
+    )
+
+
+@edit_kind("schema: a keyword validation does not enforce", S, Expect.RIGHT, "json", _composed)
+def _schema_unenforced(base: Base, rng: random.Random) -> Variant:
+    """A property gains a keyword that says what the value must be but that validation ignores:
+    a custom ``x-`` note, or ``contentEncoding`` (not asserted by draft 2020-12)."""
+    import base64
+
+    b = _obj(base)
+    key = b.key_of(("string",))
+    schema = _object_schema(b)
+    if rng.random() < 0.5:
+        word = rng.choice(("ALPHA", "BRAVO", "CHARLIE"))
+        prop: dict[str, object] = {"type": "string", "x-note": f"Always exactly {word}."}
+        value: str = word
+
+        def fits(v: object) -> bool:
+            return v == word
+    else:
+        prop, value = {"type": "string", "contentEncoding": "base64"}, "U2FtcGxlIHZhbHVl"
+
+        def fits(v: object) -> bool:
+            try:
+                base64.b64decode(str(v), validate=True)
+            except ValueError:
+                return False
+            return True
+
+    props = {**schema["properties"], key: prop}  # type: ignore[dict-item]
+    new = {**schema, "properties": props}
+
+    def value_ok(obj: dict[str, object]) -> str | None:
+        return None if fits(obj.get(key)) else f"{key}={obj.get(key)!r} ignores {prop}"
+
+    return Variant(
+        "schema: a keyword validation does not enforce",
+        _schema_prompt(b, schema),
+        _schema_prompt(b, new),
+        Expect.RIGHT,
+        json_answer(b.key_names, dict(b.keys)),
+        json_answer(b.key_names, dict(b.keys), {key: value}),
+        check=_validates(new, value_ok),
+    )
+
+
 ALL_BASES: tuple[Base, ...] = (*linear_bases(), *json_bases())
 KINDS: Mapping[str, EditKind] = {k.name: k for k in EDIT_KINDS}
 
@@ -1281,6 +1774,12 @@ def _final_value(text: str) -> str | None:
 
 def _is_right(variant: Variant, text: str) -> str | None:
     """None when `text` answers the variant right, else what is wrong."""
+    if variant.check is not None:
+        wrong = variant.check(text)
+        if wrong is not None:
+            return wrong
+    if variant.truth is None:
+        return None
     if isinstance(variant.truth, Fraction):
         value = _final_value(text)
         if value is None or Fraction(value) != variant.truth:
@@ -1305,6 +1804,8 @@ def judge(served: Served) -> str | None:
             return f"served from the cached entry for {v.cached!r}: {how}"
         if v.prompt not in served.backend_prompts:
             return f"the model was never asked the request itself: {how}"
+        if r.text != v.answer:
+            return f"the model's answer was not served as written: {how}"
         return None
     if v.expect is Expect.REUSE:
         if r.path not in (Path.EXACT, Path.REUSE) or served.backend_prompts:
