@@ -63,6 +63,8 @@ REFUSED = {
     "fraction before a letter": "Solve 1/2x + 1 = 4 for x.",
     "fraction before a spaced letter": "Solve 1/2 x + 1 = 4 for x.",
     "fraction before a parenthesis": "Solve 2x = 6/2(1 + 2) for x.",
+    "the letter as a times sign": "Solve 2 x 3 = x + 1 for x.",
+    "the letter as a times sign, unspaced on one side": "Solve x = 4 x5 - x for x.",
 }
 
 
