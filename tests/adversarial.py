@@ -1250,6 +1250,41 @@ def _same_question_other_numbers(base: Base, rng: random.Random) -> Variant:
     )
 
 
+@edit_kind("question: the same extra question, variable renamed", Q, Expect.RIGHT, "linear")
+def _same_question_renamed(base: Base, rng: random.Random) -> Variant:
+    """Both requests add 'then add n to the result'; only the letter changes, so the cached
+    answer, renamed, is still right, and the extra result must still be the right one."""
+    b, n = _lin(base), rng.randint(2, 9)
+    letter = rng.choice([c for c in "pqrw" if c != b.v])
+    renamed = replace(
+        b,
+        lhs=re.sub(rf"\b{b.v}\b|(?<=\d){b.v}", letter, b.lhs),
+        rhs=re.sub(rf"\b{b.v}\b|(?<=\d){b.v}", letter, b.rhs),
+        v=letter,
+    )
+    value = b.solution
+    sentence = f"Then add {n} to the result."
+
+    def answer(x: LinearBase) -> str:
+        extra = f"Add {n} to the result: {_fmt(value)} + {n} = {_fmt(value + n)}"
+        return f"{derivation(x.lhs, x.rhs, x.v)}\n{extra}"
+
+    def added(text: str) -> str | None:
+        ok = f"{_fmt(value)} + {n} = {_fmt(value + n)}" in text
+        return None if ok else f"the result of adding {n} is not {_fmt(value + n)}"
+
+    return Variant(
+        "question: the same extra question, variable renamed",
+        append(b.prompt, sentence),
+        append(renamed.prompt, sentence),
+        Expect.RIGHT,
+        answer(b),
+        answer(renamed),
+        value,
+        check=added,
+    )
+
+
 @edit_kind("question: the prose names another letter", Q, Expect.MODEL_ANSWERS, "linear")
 def _prose_names_other_letter(base: Base, rng: random.Random) -> Variant:
     b = _lin(base)
@@ -1352,6 +1387,25 @@ def _fraction_before_unknown(base: Base, rng: random.Random) -> Variant:
         Expect.MODEL_ANSWERS,
         answer,
         answer,
+    )
+
+
+@edit_kind("notation: the letter x as a times sign", M, Expect.RIGHT, "linear")
+def _x_as_times(base: Base, rng: random.Random) -> Variant:
+    """ "2 x 3 = x + 1": the first x is a times sign (x = 5), not the unknown (x = 1/5)."""
+    b = _lin(base)
+    a, c = rng.randint(2, 5), rng.randint(2, 9)
+    k = rng.randint(1, 5)
+    meant = LinearBase(str(a * c), f"x + {k}", "x")
+    written = f"Solve {a} x {c} = x + {k} for x."
+    return Variant(
+        "notation: the letter x as a times sign",
+        b.prompt,
+        written,
+        Expect.RIGHT,
+        perfect_answer(b),
+        perfect_answer(meant),
+        meant.solution,
     )
 
 
@@ -1495,6 +1549,31 @@ def _keys_cased(base: Base, rng: random.Random) -> Variant:
         perfect_answer(b),
         perfect_answer(changed),
         changed.key_names,
+    )
+
+
+@edit_kind("keys: a key's type changed", K, Expect.RIGHT, "json", _composed)
+def _key_type_changed(base: Base, rng: random.Random) -> Variant:
+    """ "age (integer)" becomes "age (string)": the cached value has the old type."""
+    b = replace(_obj(base), style=4)
+    key = b.key_of(("integer", "number", "boolean"))
+    keys = tuple((k, "string") if k == key else (k, t) for k, t in b.keys)
+    changed = replace(b, keys=keys)
+
+    def typed(text: str) -> str | None:
+        found = extract_object(text)
+        value = None if found is None else found.value.get(key)
+        return None if isinstance(value, str) else f"{key}={value!r}, asked for a string"
+
+    return Variant(
+        "keys: a key's type changed",
+        b.prompt,
+        changed.prompt,
+        Expect.RIGHT,
+        perfect_answer(b),
+        perfect_answer(changed),
+        changed.key_names,
+        check=typed,
     )
 
 
@@ -1726,7 +1805,13 @@ class PerfectBackend(Backend):
             asked = re.search(r"exactly these keys: (.*)\.$", prompt, re.M)
             if asked is not None:  # the JSON task's strict key patch
                 keys = [json.loads(k) for k in re.findall(r'"(?:[^"\\]|\\.)*"', asked.group(1))]
-                text = json_answer(keys, self.types)
+                typed = {  # the value types the patch prompt states
+                    json.loads(k): json.loads(schema).get("type", "string")
+                    for k, schema in re.findall(
+                        r'("(?:[^"\\]|\\.)*") must match the JSON Schema (\{[^\n]*?\})\.', prompt
+                    )
+                }
+                text = json_answer(keys, {**self.types, **typed})
             else:
                 text = "I would need the full question to answer that."
         return Completion(text, len(prompt.split()), len(text.split()), "stop")
