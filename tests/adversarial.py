@@ -1629,6 +1629,95 @@ def _value_rule_key_changed(base: Base, rng: random.Random) -> Variant:
     )
 
 
+@edit_kind("form: the whole request in another language", F, Expect.MODEL_ANSWERS, "linear")
+def _request_translated(base: Base, rng: random.Random) -> Variant:
+    b = _lin(base)
+    forms = (
+        f"Löse {b.equation} nach {b.v} auf.",
+        f"Résous {b.equation} pour {b.v}.",
+        f"Resuelve {b.equation} para {b.v}.",
+        f"Risolvi {b.equation} per {b.v}.",
+    )
+    return _changed("form: the whole request in another language", b, rng.choice(forms))
+
+
+@edit_kind("notation: the unknown asked as 'x = ?'", M, Expect.RIGHT, "linear")
+def _unknown_asked(base: Base, rng: random.Random) -> Variant:
+    b = _lin(base)
+    meant = _with_constant(b, rng) if rng.random() < 0.5 else b
+    prompt = rng.choice((f"{meant.equation}. {b.v} = ?", f"If {meant.equation}, then {b.v} = ?"))
+    return _respelled("notation: the unknown asked as 'x = ?'", b, prompt, meant)
+
+
+def _keys_variant(kind: str, b: JsonBase, prompt: str, keys: Sequence[str]) -> Variant:
+    """A variant asking for the object with exactly `keys`, written as `prompt`."""
+    return Variant(
+        kind,
+        b.prompt,
+        prompt,
+        Expect.RIGHT,
+        perfect_answer(b),
+        json_answer(keys, _KEY_TYPES),
+        tuple(keys),
+    )
+
+
+@edit_kind("keys: a key listed twice", K, Expect.RIGHT, "json", _composed)
+def _key_twice(base: Base, rng: random.Random) -> Variant:
+    b = _obj(base)
+    twice = replace(b, keys=(*b.keys, rng.choice(b.keys)))
+    return _keys_variant("keys: a key listed twice", b, twice.prompt, b.key_names)
+
+
+@edit_kind("keys: keys joined by 'or'", K, Expect.MODEL_ANSWERS, "json", _composed)
+def _keys_or(base: Base, rng: random.Random) -> Variant:
+    b = replace(_obj(base), style=0)
+    return _changed("keys: keys joined by 'or'", b, b.prompt.replace(" and ", " or ", 1))
+
+
+@edit_kind("keys: the same keys through a schema", K, Expect.RIGHT, "json")
+def _keys_as_schema(base: Base, rng: random.Random) -> Variant:
+    b = _obj(base)
+    schema = json.dumps(_object_schema(b))
+    prompt = rng.choice(
+        (
+            f"Give me a JSON object for {b.subject} that matches this JSON schema: {schema}",
+            f"Return JSON for {b.subject} following this schema:\n```json\n{schema}\n```",
+        )
+    )
+    return _keys_variant("keys: the same keys through a schema", b, prompt, b.key_names)
+
+
+_TRANSLATED_KEYS = {"name": "nombre", "age": "edad", "city": "ciudad", "title": "titulo",
+                    "year": "año", "price": "precio", "author": "autor"}  # fmt: skip
+
+
+@edit_kind("keys: keys in another language", K, Expect.RIGHT, "json")
+def _keys_translated(base: Base, rng: random.Random) -> Variant:
+    b = _obj(base)
+    keys = tuple((_TRANSLATED_KEYS.get(k, f"{k}_es"), t) for k, t in b.keys)
+    changed = replace(b, keys=keys)
+    return Variant(
+        "keys: keys in another language",
+        b.prompt,
+        changed.prompt,
+        Expect.RIGHT,
+        perfect_answer(b),
+        perfect_answer(changed),
+        changed.key_names,
+    )
+
+
+@edit_kind("keys: the keys in a markdown table", K, Expect.RIGHT, "json")
+def _keys_table(base: Base, rng: random.Random) -> Variant:
+    b = _obj(base)
+    rows = "\n".join(f"| {k} | {t} |" for k, t in b.keys)
+    prompt = (
+        f"Give me a JSON object for {b.subject} with these keys:\n| key | type |\n|---|---|\n{rows}"
+    )
+    return _keys_variant("keys: the keys in a markdown table", b, prompt, b.key_names)
+
+
 # JSON Schema: the same object asked through a schema that changed
 
 S = "JSON Schema"
