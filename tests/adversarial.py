@@ -1826,6 +1826,40 @@ def _schema_constraint(base: Base, rng: random.Random) -> Variant:
     )
 
 
+@edit_kind("schema: an array's bounds changed", S, Expect.RIGHT, "json", _composed)
+def _schema_array_bounds(base: Base, rng: random.Random) -> Variant:
+    """A list property whose minItems / maxItems / uniqueItems change: the cached list may no
+    longer fit."""
+    b = _obj(base)
+    schema = _object_schema(b)
+
+    def with_tags(tags: dict[str, object]) -> dict[str, object]:
+        props = {
+            **schema["properties"],
+            "tags": {"type": "array", "items": {"type": "string"}, **tags},
+        }  # type: ignore[dict-item]
+        return {**schema, "properties": props, "required": [*b.key_names, "tags"]}
+
+    old = with_tags({"minItems": 1, "maxItems": 2})
+    new, value = rng.choice(
+        (
+            (with_tags({"minItems": 3}), ["a", "b", "c"]),
+            (with_tags({"maxItems": 1}), ["a"]),
+            (with_tags({"minItems": 2, "uniqueItems": True}), ["a", "b"]),
+        )
+    )
+    keys = (*b.key_names, "tags")
+    return Variant(
+        "schema: an array's bounds changed",
+        _schema_prompt(b, old),
+        _schema_prompt(b, new),
+        Expect.RIGHT,
+        json_answer(keys, dict(b.keys), {"tags": ["a", "a"]}),
+        json_answer(keys, dict(b.keys), {"tags": value}),
+        check=_validates(new),
+    )
+
+
 @edit_kind("schema: a keyword validation does not enforce", S, Expect.RIGHT, "json", _composed)
 def _schema_unenforced(base: Base, rng: random.Random) -> Variant:
     """A property gains a keyword that says what the value must be but that validation ignores:
