@@ -141,6 +141,15 @@ def classify_steps(steps: Sequence[str], cached: JsonSpec, spec: JsonSpec) -> li
         seen.add(key)
         check = MemberCheck(not problem, problem, key=key, wanted=spec.keys)
         out.append(ClassifiedStep(text, member, check))
+    dropped = _dropped_words(out, cached, spec)
+    for i, step in enumerate(out):
+        if step.member is None and step.check.ok:
+            old = sorted(dropped & _words(step.text))
+            if old:
+                problem = f"mentions what the new object drops ({', '.join(old)})"
+                out[i] = ClassifiedStep(
+                    step.text, None, MemberCheck(False, problem, wanted=spec.keys)
+                )
     present = {s.member.key for s in out if s.member is not None and s.check.ok}
     missing = tuple(k for k in spec.keys if k not in present)
     if missing and out and out[-1].member is None:
@@ -149,6 +158,26 @@ def classify_steps(steps: Sequence[str], cached: JsonSpec, spec: JsonSpec) -> li
         check = MemberCheck(False, reason, wanted=spec.keys, missing=missing, text_ok=last.check.ok)
         out[-1] = ClassifiedStep(last.text, None, check)
     return out
+
+
+def _dropped_words(steps: Sequence[ClassifiedStep], cached: JsonSpec, spec: JsonSpec) -> set[str]:
+    """Words the prose around a cached object may not keep: the values of members that fail
+    (they are dropped or rewritten), the names of failing keys the new request does not have,
+    and the cached key count when the new request has another ("the 3 fields"). Words of one
+    or two letters are left out ("in" of ``in_stock``); numbers are kept."""
+    allowed = set(spec.keys) | set(spec.optional)
+    words: set[str] = set()
+    for step in steps:
+        member = step.member
+        if member is None or step.check.ok:
+            continue
+        if member.key not in allowed:
+            words |= _words(member.key)
+        if isinstance(member.value, (str, int, float)) and not isinstance(member.value, bool):
+            words |= _words(str(member.value))
+    if len(cached.keys) != len(spec.keys):
+        words.add(str(len(cached.keys)))
+    return {w for w in words if len(w) > 2 or w.isdigit()}
 
 
 def reusable_keys_suffice(checks: Sequence[Check]) -> bool | None:
