@@ -1718,6 +1718,38 @@ def _keys_table(base: Base, rng: random.Random) -> Variant:
     return _keys_variant("keys: the keys in a markdown table", b, prompt, b.key_names)
 
 
+@edit_kind("prose: the text around the object names a dropped value", P, Expect.RIGHT, "json")
+def _prose_names_dropped(base: Base, rng: random.Random) -> Variant:
+    """The cached answer says "Here is Ann from Zanzibar:" around its object; the new request
+    swaps the key that held Zanzibar for another. Whatever is served may keep the prose only
+    if it is still true: it must not name the dropped value."""
+    b = _obj(base)
+    at = rng.randrange(1, len(b.keys))
+    key, kind = b.keys[at]
+    value: object = "Zanzibar" if kind == "string" else 4242
+    new_key = rng.choice([k for k in ("country", "nickname", "color") if k not in b.key_names])
+    keys = tuple((new_key, "string") if i == at else kt for i, kt in enumerate(b.keys))
+    changed = replace(b, keys=keys)
+    obj = json_answer(b.key_names, dict(b.keys), {key: value})
+    cached_answer = f"Here is {b.subject} whose {key} is {value}:\n{obj}\nIts {key}: {value}."
+
+    def outside(text: str) -> str | None:
+        found = extract_object(text)
+        rest = text if found is None else text[: found.start] + text[found.end :]
+        return f"the prose still says {value}" if str(value) in rest else None
+
+    return Variant(
+        "prose: the text around the object names a dropped value",
+        b.prompt,
+        changed.prompt,
+        Expect.RIGHT,
+        cached_answer,
+        perfect_answer(changed),
+        changed.key_names,
+        check=outside,
+    )
+
+
 # JSON Schema: the same object asked through a schema that changed
 
 S = "JSON Schema"
