@@ -1587,6 +1587,8 @@ _form_kind(
         "Add any other relevant keys.",
         "Use null for unknown values.",
         "No other text.",
+        "Wrap it in ```json fences.",
+        "Use the same keys as before, but in French.",
         "Put the keys in this order: the last one first.",
     ),
 )
@@ -1800,9 +1802,14 @@ def _schema_description(base: Base, rng: random.Random) -> Variant:
     b = _obj(base)
     key = b.key_of(("string",))
     old, new = rng.sample(("ALPHA", "BRAVO", "CHARLIE", "DELTA"), 2)
+    default = rng.random() < 0.5  # the value named by a default instead
 
     def prompt_for(word: str) -> tuple[str, str]:
-        prop = {"type": "string", "description": f"Always exactly the string {word}."}
+        prop: dict[str, object] = {"type": "string"}
+        if default:
+            prop |= {"default": word, "description": "Always its default."}
+        else:
+            prop["description"] = f"Always exactly the string {word}."
         schema = _object_schema(b, {key: prop})
         return _schema_prompt(b, schema), json_answer(b.key_names, dict(b.keys), {key: word})
 
@@ -1889,6 +1896,30 @@ def _schema_array_bounds(base: Base, rng: random.Random) -> Variant:
         json_answer(keys, dict(b.keys), {"tags": ["a", "a"]}),
         json_answer(keys, dict(b.keys), {"tags": value}),
         check=_validates(new),
+    )
+
+
+@edit_kind("schema: $defs renamed", S, Expect.RIGHT, "json", _composed)
+def _schema_defs_renamed(base: Base, rng: random.Random) -> Variant:
+    """The same schema with its ``$defs`` entry under another name: the same request."""
+    b = _obj(base)
+    key = b.key_of(("string",))
+
+    def with_def(name: str) -> dict[str, object]:
+        schema = _object_schema(b)
+        props = {**schema["properties"], key: {"$ref": f"#/$defs/{name}"}}  # type: ignore[dict-item]
+        return {**schema, "properties": props, "$defs": {name: {"type": "string"}}}
+
+    old, new = rng.sample(("Text", "Label", "Name_t", "str1"), 2)
+    answer = json_answer(b.key_names, dict(b.keys))
+    return Variant(
+        "schema: $defs renamed",
+        _schema_prompt(b, with_def(old)),
+        _schema_prompt(b, with_def(new)),
+        Expect.RIGHT,
+        answer,
+        answer,
+        check=_validates(with_def(new)),
     )
 
 
