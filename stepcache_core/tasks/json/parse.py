@@ -78,6 +78,14 @@ _BARE = re.compile(
     r"|backticks|code\s*blocks?)\b|\braw\s+json\b",
     re.I,
 )
+#: Asking for the object and nothing around it: "output only a JSON object", "just the JSON",
+#: "no other text". ("Nothing else" after a key list is about the keys: it is not read here.)
+_ONLY_OBJECT = re.compile(
+    r"\b(?:only|just)\s+(?:(?:a|an|the|one)\s+)?(?:(?:valid|raw|plain)\s+)?json\b"
+    r"|\bjson\s+only\b"
+    r"|\bno\s+(?:other\s+|extra\s+)?(?:text|prose|explanation|commentary|comments|words)\b",
+    re.I,
+)
 #: "at least" is about the key set only before a key noun or the key list itself; before a
 #: number it is about a value ("at least 18 years old"); anywhere else detection refuses.
 _AT_LEAST = re.compile(r"\bat\s+least\b", re.I)
@@ -476,6 +484,7 @@ def detect_json_spec(prompt: str) -> JsonSpec | None:
         property_schemas=tuple((k, canonical_json(s)) for k, s in schemas.items()),
         compact=compact,
         bare=bool(_BARE.search(checked)),
+        only_object=bool(_ONLY_OBJECT.search(checked)),
         masks=tuple(parsed),
         understood=all(w == "<subject>" for w in words),
     )

@@ -52,6 +52,7 @@ class JsonSpec:
     property_schemas: tuple[tuple[str, str], ...] = ()  # (key, JSON Schema of its value, as JSON)
     compact: bool = False  # the object must be on one line
     bare: bool = False  # no code fence wanted ("raw JSON", "no markdown")
+    only_object: bool = False  # no prose around the object ("output only a JSON object")
     #: The prompt holds nothing but the key list or schema, the subject and the lexicon's
     #: phrasings: only then can an answer be proven wrong for it (an answer to other words,
     #: "leave out the age", may be right for them) or its keys be changed by a patch.

@@ -94,12 +94,22 @@ def has_fence(text: str) -> bool:
     return "```" in text or "~~~" in text
 
 
+_FENCE_LINE = re.compile(r"^[ \t]*(?:```|~~~)[^\n]*$", re.M)
+
+
+def has_prose(text: str) -> bool:
+    """True when `text` (what surrounds an object) holds more than whitespace and fences."""
+    return bool(_FENCE_LINE.sub("", text).strip())
+
+
 def _prose_problem(step: str, stale: frozenset[str], spec: JsonSpec) -> str:
     old = sorted(stale & _words(step))
     if old:
         return f"mentions the previous subject ({', '.join(old)})"
     if spec.bare and has_fence(step):
         return "has a code fence, the request asks for raw JSON"
+    if spec.only_object and has_prose(step.replace("{", "").replace("}", "")):
+        return "prose around the object, the request asks for the object only"
     return ""
 
 
@@ -209,6 +219,9 @@ def check_integrity(text: str, spec: JsonSpec) -> Check:
     value_errors_only = bool(errors) and not obj.duplicates
     if spec.bare and has_fence(text):
         problems.append("has a code fence, the request asks for raw JSON")
+        value_errors_only = False
+    if spec.only_object and has_prose(text[: obj.start] + "\n" + text[obj.end :]):
+        problems.append("prose around the object, the request asks for the object only")
         value_errors_only = False
     if spec.compact and "\n" in text[obj.start : obj.end]:
         problems.append("the object spans several lines, the request asks for one line")
