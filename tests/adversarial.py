@@ -843,6 +843,12 @@ _FACTS = (
 )
 
 
+def _text_allowed(base: Base) -> bool:
+    """False for a request for the object only ("Output only a JSON object ..."): an answer with
+    a sentence beside the object is not verified for it, so it caches nothing to test with."""
+    return not (isinstance(base, JsonBase) and "only a json object" in base.prompt.lower())
+
+
 def _carry_kinds(what: str, sentences: Sequence[tuple[str, str]]) -> None:
     def added(base: Base, rng: random.Random) -> Variant:
         instruction, _ = rng.choice(sentences)
@@ -855,7 +861,7 @@ def _carry_kinds(what: str, sentences: Sequence[tuple[str, str]]) -> None:
         return _changed(f"{what} dropped", base, base.prompt, cached, cached_answer)
 
     edit_kind(f"{what} added", C, Expect.MODEL_ANSWERS, None)(added)
-    edit_kind(f"{what} dropped", C, Expect.MODEL_ANSWERS, None)(dropped)
+    edit_kind(f"{what} dropped", C, Expect.MODEL_ANSWERS, None, _text_allowed)(dropped)
 
 
 _carry_kinds("sign-off", _SIGNOFFS)
@@ -1720,7 +1726,13 @@ def _keys_table(base: Base, rng: random.Random) -> Variant:
     return _keys_variant("keys: the keys in a markdown table", b, prompt, b.key_names)
 
 
-@edit_kind("prose: the text around the object names a dropped value", P, Expect.RIGHT, "json")
+@edit_kind(
+    "prose: the text around the object names a dropped value",
+    P,
+    Expect.RIGHT,
+    "json",
+    _text_allowed,
+)
 def _prose_names_dropped(base: Base, rng: random.Random) -> Variant:
     """The cached answer says "Here is Ann from Zanzibar:" around its object; the new request
     swaps the key that held Zanzibar for another. Whatever is served may keep the prose only
@@ -1749,6 +1761,61 @@ def _prose_names_dropped(base: Base, rng: random.Random) -> Variant:
         perfect_answer(changed),
         changed.key_names,
         check=outside,
+    )
+
+
+_ASK_OBJECT = re.compile(r"\b(?:give me|return|output|produce|write|create) a JSON object", re.I)
+
+
+def _only_object_applies(base: Base) -> bool:
+    if not isinstance(base, JsonBase) or "only" in base.prompt.lower():
+        return False
+    return base.bench_template is not None or _ASK_OBJECT.search(base.prompt) is not None
+
+
+@edit_kind(
+    "form: only the object, the cached answer has prose",
+    F,
+    Expect.RIGHT,
+    "json",
+    _only_object_applies,
+)
+def _only_object(base: Base, rng: random.Random) -> Variant:
+    """The cached answer wraps its object in sentences; the new request, in the lexicon's words,
+    asks for the object only ("Output only a JSON object ..."). What is served must be the
+    object alone (a fence is fine)."""
+    b = _obj(base)
+    if b.bench_template is not None:
+        prompt = replace(b, bench_template=1).prompt
+    else:
+        prompt = _ASK_OBJECT.sub(
+            lambda m: ("O" if m.group()[0].isupper() else "o") + "utput only a JSON object",
+            b.prompt,
+            count=1,
+        )
+    intro, outro = rng.choice(
+        (
+            (f"Here is {b.subject}:", "Hope this helps."),
+            ("Sure! Here it is:", "Let me know if you need more."),
+        )
+    )
+
+    def object_only(text: str) -> str | None:
+        found = extract_object(text)
+        if found is None:
+            return "no object"
+        rest = re.sub(r"(?m)^[ \t]*(?:```|~~~)[^\n]*$", "", text[: found.start] + text[found.end :])
+        return f"text around the object: {rest.strip()!r}" if rest.strip() else None
+
+    return Variant(
+        "form: only the object, the cached answer has prose",
+        b.prompt,
+        prompt,
+        Expect.RIGHT,
+        f"{intro}\n{perfect_answer(b)}\n{outro}",
+        perfect_answer(b),
+        b.key_names,
+        check=object_only,
     )
 
 
