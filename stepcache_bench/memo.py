@@ -94,6 +94,7 @@ class MemoTable:
         self._table: dict[MemoKey, Memo] = {}
         self._from_file: set[MemoKey] = set()
         self._used: set[MemoKey] = set()
+        self._computed: set[MemoKey] = set()
         self._lock = threading.Lock()
         self._path = path
         self._model = model
@@ -131,6 +132,7 @@ class MemoTable:
     def put(self, key: MemoKey, memo: Memo) -> None:
         with self._lock:
             self._table[key] = memo
+            self._computed.add(key)
             self.computed += 1
             if self._path is not None:
                 self._append(key, memo)
@@ -156,9 +158,9 @@ class MemoTable:
         return len(self._table)
 
     def seconds(self) -> float:
-        """Model seconds of every answer in the table."""
+        """Model seconds of the answers this run asked for (computed or read from the file)."""
         with self._lock:
-            return sum(m.seconds for m in self._table.values())
+            return sum(self._table[k].seconds for k in self._used | self._computed)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -355,6 +355,8 @@ def page(files: dict[str, dict[str, Any]], img_prefix: str = "img/") -> str:
         "`python -m stepcache_bench.report --from-json docs/results --docs docs "
         "--readme README.md`.",
         "",
+        headline_block(files),
+        "",
         f"- Command: `{first['command']}`",
         f"- Date: {first['date']}; duration {first['duration_s'] / 60:.1f} min "
         f"(model time {first['model_time_s'] / 60:.1f} min)",
@@ -426,6 +428,10 @@ def page(files: dict[str, dict[str, Any]], img_prefix: str = "img/") -> str:
         ]
     lines += ["", "## Method", ""]
     lines += [f"- {v}" for v in first["notes"].values()]
+    lines += [
+        "",
+        "Lookup latency and memory against cache size (`stepcache scale`): [scale.md](scale.md).",
+    ]
     lines.append("")
     return "\n".join(lines)
 
@@ -464,23 +470,23 @@ def headline(files: dict[str, dict[str, Any]]) -> str:
     return "".join(parts)
 
 
+def headline_block(files: dict[str, dict[str, Any]]) -> str:
+    """The headline as README holds it between its marks: wrapped at 100 columns."""
+    import textwrap
+
+    return textwrap.fill(headline(files), 100, break_long_words=False, break_on_hyphens=False)
+
+
 def readme_with_headline(readme: str, files: dict[str, dict[str, Any]]) -> str:
-    """README text with its headline block replaced by `headline(files)`."""
+    """README text with its headline block replaced by `headline_block(files)`."""
     begin, end = readme.index(HEADLINE_BEGIN), readme.index(HEADLINE_END)
-    block = f"{HEADLINE_BEGIN}\n{_wrap(headline(files))}\n"
-    return readme[:begin] + block + readme[end:]
+    return f"{readme[:begin]}{HEADLINE_BEGIN}\n{headline_block(files)}\n{readme[end:]}"
 
 
 def readme_headline_block(readme: str) -> str:
     """The text between README's headline marks."""
     begin = readme.index(HEADLINE_BEGIN) + len(HEADLINE_BEGIN)
     return readme[begin : readme.index(HEADLINE_END)].strip()
-
-
-def _wrap(text: str, width: int = 100) -> str:
-    import textwrap
-
-    return textwrap.fill(text, width, break_long_words=False, break_on_hyphens=False)
 
 
 def write_docs(

@@ -285,9 +285,10 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> dict[str, Any]:
     try:
         tables: dict[int, MemoTable] = {}
         for wname, w in named:
-            fresh_table = w.seed not in tables
-            table = tables.setdefault(w.seed, MemoTable(args.memo_file, model=model_name))
-            loaded += table.loaded if fresh_table else 0
+            if w.seed not in tables:
+                tables[w.seed] = MemoTable(args.memo_file, model=model_name)
+            table = tables[w.seed]
+            loaded = max(loaded, table.loaded)  # every seed's table reads the same file
             arms = build_arms(
                 backend,
                 table,
