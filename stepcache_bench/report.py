@@ -355,7 +355,7 @@ def page(files: dict[str, dict[str, Any]], img_prefix: str = "img/") -> str:
         "`python -m stepcache_bench.report --from-json docs/results --docs docs "
         "--readme README.md`.",
         "",
-        headline_block(files),
+        headline_block(files, page_link=""),
         "",
         f"- Command: `{first['command']}`",
         f"- Date: {first['date']}; duration {first['duration_s'] / 60:.1f} min "
@@ -436,8 +436,9 @@ def page(files: dict[str, dict[str, Any]], img_prefix: str = "img/") -> str:
     return "\n".join(lines)
 
 
-def headline(files: dict[str, dict[str, Any]]) -> str:
-    """README's headline paragraph, from the results set (between HEADLINE_BEGIN and _END)."""
+def headline(files: dict[str, dict[str, Any]], page_link: str = "docs/benchmark.md") -> str:
+    """README's headline paragraph, from the results set (between HEADLINE_BEGIN and _END); the
+    page's own opening with `page_link` empty."""
     data = files[ALL]
     sc, nc = data["arms"]["stepcache"], data["arms"]["no_cache"]
     rt = data["ratios"]["stepcache"]
@@ -445,9 +446,13 @@ def headline(files: dict[str, dict[str, Any]]) -> str:
     workloads = [n for n in files if n != ALL]
     gpt = data["comparison"].get("gptcache")
     p95 = files.get("paper", data)["ratios"]["stepcache"]["p95"]
-    met, judged = _met(data["targets"])
+    met = "; ".join(
+        "{} {} of {}".format(_title(n).removeprefix("workload "), *_met(files[n]["targets"]))
+        for n in sections(files)
+    )
+    where = f"[{page_link}]({page_link}): " if page_link else ""
     parts = [
-        f"On the committed benchmark run ([docs/benchmark.md](docs/benchmark.md): "
+        f"On the committed benchmark run ({where}"
         f"{', '.join(workloads)}; seeds {', '.join(map(str, data['seeds']))}; "
         f"{data['requests']['total']} requests; {data['model'].split(' via ')[0]}; all arms on "
         f"the same requests), StepCache served {sc['wrong_served']} wrong answers and was "
@@ -465,16 +470,17 @@ def headline(files: dict[str, dict[str, Any]]) -> str:
         f" and a lookup that embedded and searched "
         f"{t['searched_miss_median_ms']['measured'] or 0:.1f} ms"
         + (f" (GPTCache's lookup: {gpt['lookup_median_ms']:.1f} ms)" if gpt else "")
-        + f". Targets met: {met} of {judged}.",
+        + f". Targets met: {met}.",
     ]
     return "".join(parts)
 
 
-def headline_block(files: dict[str, dict[str, Any]]) -> str:
+def headline_block(files: dict[str, dict[str, Any]], page_link: str = "docs/benchmark.md") -> str:
     """The headline as README holds it between its marks: wrapped at 100 columns."""
     import textwrap
 
-    return textwrap.fill(headline(files), 100, break_long_words=False, break_on_hyphens=False)
+    text = headline(files, page_link)
+    return textwrap.fill(text, 100, break_long_words=False, break_on_hyphens=False)
 
 
 def readme_with_headline(readme: str, files: dict[str, dict[str, Any]]) -> str:
