@@ -48,9 +48,13 @@ def _open_text(path: Path, append: bool = False) -> IO[str]:
 def read_rows(path: Path) -> Iterator[dict[str, Any]]:
     """Every row of a memo file, in file order (every gzip member of a `.gz`)."""
     with _open_text(path) as fh:
-        for line in fh:
-            if line.strip():
+        for number, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
                 yield json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path}:{number}: not a memo row ({e})") from e
 
 
 def row_key(row: dict[str, Any]) -> tuple[str, str, int | None]:

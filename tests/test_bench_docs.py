@@ -51,6 +51,10 @@ def test_the_run_writes_a_results_file_per_workload_and_all(run_dir: Path) -> No
     assert files["paper"]["targets"]["p95_ratio"]["pass"] is not None
     assert files["hard"]["targets"]["p95_ratio"]["pass"] is None
     assert set(files["all"]["comparison"]) == {"stepcache", "gptcache"}
+    for name, data in files.items():
+        for target, row in data["targets"].items():
+            assert set(row) == {"measured", "target", "pass", "why"}
+            assert bool(row["why"]) == (row["pass"] is False), (name, target, row)
 
 
 def test_page_plots_and_headline_are_a_pure_function_of_the_results_json(

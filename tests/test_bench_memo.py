@@ -94,3 +94,12 @@ def test_compact_cli_merges_dedupes_and_writes_the_same_bytes_for_the_same_rows(
 def test_compact_refuses_a_missing_input(tmp_path: Path) -> None:
     with pytest.raises(SystemExit):
         main(["compact", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path / "m.jsonl.gz")])
+
+
+def test_a_damaged_row_is_reported_with_its_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "memo.jsonl"
+    write_rows(path, [_row("a", "x", 1.0)])
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write('{"model": "test model", "prompt": "b", "max_t\n')  # a run killed mid-write
+    with pytest.raises(ValueError, match=r"memo.jsonl:2: not a memo row"):
+        MemoTable(path, model=MODEL)
