@@ -440,6 +440,8 @@ def headline(files: dict[str, dict[str, Any]], page_link: str = "docs/benchmark.
     """README's headline paragraph, from the results set (between HEADLINE_BEGIN and _END); the
     page's own opening with `page_link` empty."""
     data = files[ALL]
+    if "stepcache" not in data["arms"] or "no_cache" not in data["arms"]:
+        return "This run did not compare StepCache with no cache."
     sc, nc = data["arms"]["stepcache"], data["arms"]["no_cache"]
     rt = data["ratios"]["stepcache"]
     t = data["targets"]
