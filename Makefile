@@ -22,9 +22,14 @@ $(STAMP): pyproject.toml constraints.txt
 demo: install
 	$(BIN)/stepcache bench --quick
 
-## The paper-shaped benchmark in full (3 seeds; one to two hours here) and the scale benchmark.
+## Every committed benchmark figure, re-measured: every workload, seeds 42 43 44, the model's answers
+## replayed from the committed memo (only prompts it lacks are computed, and appended to it); writes
+## docs/results/*.json, then docs/benchmark.md, docs/img/*.png and README's headline from that JSON.
+## BENCH_ARGS adds options (e.g. BENCH_ARGS="--seeds 42").
+MEMO ?= bench/memo.jsonl.gz
+BENCH_ARGS ?=
 bench-full: install
-	$(BIN)/stepcache bench --docs docs
+	$(BIN)/stepcache bench --workload all --memo-file $(MEMO) --docs docs --readme README.md $(BENCH_ARGS)
 
 scale: install
 	$(BIN)/stepcache scale

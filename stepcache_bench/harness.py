@@ -1,9 +1,8 @@
 """Arms, the memoizing backend and the per-request measurement loop.
 
-Why one module (slightly over ~500 lines): the memo, the arms and the measurement loop are one
-accounting scheme: the latency an arm is charged is computed from the memo's own timings
-(`MemoBackend`, `MemoTable`) inside `serve_timed`, and the arms are 10 to 40 lines each, so the
-scheme stays checkable in one view.
+The memo table and its file live in `stepcache_bench.memo`; the arms and the measurement loop
+stay here with `MemoBackend` as one accounting scheme: the latency an arm is charged is computed
+from the memo's own timings inside `serve_timed`.
 
 Greedy decoding is deterministic, so a backend call for an identical (prompt, max_tokens) is
 computed once per seed: `MemoBackend` stores its Completion and measured seconds, and every arm that
@@ -14,8 +13,6 @@ the memoized backend seconds of the calls it made: five arms cost about one arm 
 
 from __future__ import annotations
 
-import json
-import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
@@ -24,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from stepcache_bench.checks import check_answer
+from stepcache_bench.memo import Memo, MemoTable
 from stepcache_bench.workload import Request
 from stepcache_core import (
     Backend,
@@ -61,12 +59,6 @@ NAMESPACE = "bench"
 
 
 @dataclass(frozen=True, slots=True)
-class Memo:
-    completion: Completion
-    seconds: float
-
-
-@dataclass(frozen=True, slots=True)
 class Call:
     """One backend call an arm made: what it is charged, and what it really cost here."""
 
@@ -75,62 +67,6 @@ class Call:
     prompt_tokens: int
     completion_tokens: int
     computed: bool  # this call ran the model (the first of its key in this seed)
-
-
-class MemoTable:
-    """(prompt, max_tokens) -> Memo, shared by every arm of a seed; optionally kept as JSONL."""
-
-    def __init__(self, path: Path | None = None, model: str = "") -> None:
-        self._table: dict[tuple[str, int | None], Memo] = {}
-        self._lock = threading.Lock()
-        self._path = path
-        self._model = model
-        self.loaded = 0
-        self.computed = 0
-        if path is not None and path.exists():
-            for line in path.read_text(encoding="utf-8").splitlines():
-                row = json.loads(line)
-                if row.get("model") != model:
-                    continue
-                c = Completion(
-                    row["text"],
-                    row["prompt_tokens"],
-                    row["completion_tokens"],
-                    row.get("finish_reason"),
-                )
-                self._table[(row["prompt"], row["max_tokens"])] = Memo(c, row["seconds"])
-                self.loaded += 1
-
-    def get(self, key: tuple[str, int | None]) -> Memo | None:
-        with self._lock:
-            return self._table.get(key)
-
-    def put(self, key: tuple[str, int | None], memo: Memo) -> None:
-        with self._lock:
-            self._table[key] = memo
-            self.computed += 1
-            if self._path is not None:
-                c = memo.completion
-                row = {
-                    "model": self._model,
-                    "prompt": key[0],
-                    "max_tokens": key[1],
-                    "text": c.text,
-                    "prompt_tokens": c.prompt_tokens,
-                    "completion_tokens": c.completion_tokens,
-                    "finish_reason": c.finish_reason,
-                    "seconds": memo.seconds,
-                }
-                with self._path.open("a", encoding="utf-8") as fh:
-                    fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-
-    def __len__(self) -> int:
-        return len(self._table)
-
-    def seconds(self) -> float:
-        """Model seconds of every answer in the table."""
-        with self._lock:
-            return sum(m.seconds for m in self._table.values())
 
 
 class MemoBackend(Backend):

@@ -5,7 +5,13 @@
     stepcache bench --backend fake --embedder hash   # seconds: develop the harness itself
 
 Writes results.json (every figure), records.jsonl (every graded answer), benchmark.md and PNG plots
-to --out; prints a table with ratios to the no-cache arm.
+to --out; prints a table with ratios to the no-cache arm. The committed run (`make bench-full`):
+
+    stepcache bench --workload all --memo-file bench/memo.jsonl.gz --docs docs --readme README.md
+
+replays the committed memo of model answers (computing and appending only new prompts) and writes
+docs/results/<workload>.json and all.json, docs/benchmark.md, docs/img/*.png and README's headline,
+every figure rendered from that JSON.
 """
 
 from __future__ import annotations
@@ -30,8 +36,9 @@ os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from stepcache_bench.hard import generate_hard_workload
-from stepcache_bench.harness import ARMS, Integrity, MemoTable, Record, build_arms, measure
-from stepcache_bench.metrics import summarize, targets
+from stepcache_bench.harness import ARMS, Integrity, Record, build_arms, measure
+from stepcache_bench.memo import MemoTable
+from stepcache_bench.metrics import comparison, summarize, targets, targets_v1
 from stepcache_bench.workload import DEFAULT_SEEDS, Workload, expected_count, generate_workload
 from stepcache_core import Backend, Embedder, MiniLMEmbedder
 
@@ -130,8 +137,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--memo-file",
         type=Path,
         default=None,
-        help="persist backend answers (JSONL) and reuse them in later runs; "
-        "the output says so (default: off, every seed computes its own)",
+        help="persist backend answers (.jsonl or .jsonl.gz) and reuse them in later runs; "
+        "the output says how many came from it (default: off, every seed computes its own; "
+        "the committed one is bench/memo.jsonl.gz)",
+    )
+    p.add_argument(
+        "--readme",
+        type=Path,
+        default=None,
+        help="with --docs: also rewrite this README's generated headline block (README.md)",
     )
     p.add_argument("--keep-stores", action="store_true", help="keep the arms' Chroma stores")
     p.add_argument(
@@ -261,7 +275,7 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> dict[str, Any]:
     integrity = Integrity()
     records: list[Record] = []
     model_time = 0.0
-    computed = loaded = 0
+    computed = loaded = from_memo = 0
     total = sum(len(w.bases) + len(w.requests) for w in workloads)
     tty = sys.stderr.isatty()
     progress = _Progress(
@@ -271,9 +285,10 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> dict[str, Any]:
     try:
         tables: dict[int, MemoTable] = {}
         for wname, w in named:
-            fresh_table = w.seed not in tables
-            table = tables.setdefault(w.seed, MemoTable(args.memo_file, model=model_name))
-            loaded += table.loaded if fresh_table else 0
+            if w.seed not in tables:
+                tables[w.seed] = MemoTable(args.memo_file, model=model_name)
+            table = tables[w.seed]
+            loaded = max(loaded, table.loaded)  # every seed's table reads the same file
             arms = build_arms(
                 backend,
                 table,
@@ -295,6 +310,7 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> dict[str, Any]:
             for arm in arms:
                 arm.close()
         computed += sum(t.computed for t in tables.values())
+        from_memo += sum(t.used_from_file for t in tables.values())
         model_time += sum(t.seconds() for t in tables.values())
     finally:
         progress.close()
@@ -314,6 +330,7 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> dict[str, Any]:
         model_time,
         computed,
         loaded,
+        from_memo,
         warmup_s,
     )
     _write(out, results, records, args)
@@ -332,6 +349,7 @@ def _results(
     model_time: float,
     computed: int,
     loaded: int,
+    from_memo: int,
     warmup_s: float,
 ) -> dict[str, Any]:
     summary = summarize(records, args.arms)
@@ -369,25 +387,37 @@ def _results(
             "workload": args.workload,
             "threads": args.threads,
         },
-        "backend_calls": {"computed": computed, "loaded_from_memo_file": loaded},
+        "backend_calls": {
+            "computed": computed,
+            "from_memo_file": from_memo,
+            "loaded_from_memo_file": loaded,
+            "memo_file": str(args.memo_file) if args.memo_file else None,
+        },
         **summary,
     }
-    results["targets"] = targets(summary)
+    names = sorted({r.workload for r in records})
+    results["targets"] = targets(summary, names[0] if len(names) == 1 else None)
+    results["targets_v1"] = targets_v1(summary)
+    results["comparison"] = comparison(summary)
     results["workloads"] = {}
-    for name in sorted({r.workload for r in records}):
+    for name in names:
         part = summarize([r for r in records if r.workload == name], args.arms)
         results["workloads"][name] = {
-            "requests": sum(r.workload == name for r in records) // max(len(args.arms), 1),
+            "requests": {
+                "total": sum(r.workload == name for r in records) // max(len(args.arms), 1)
+            },
             **part,
-            "targets": targets(part),
+            "targets": targets(part, name),
+            "targets_v1": targets_v1(part),
+            "comparison": comparison(part),
         }
     results["notes"] = {
         "memo": (
             "Greedy decoding is deterministic, so each distinct backend call (prompt, max_tokens) "
             "was computed once per seed and its measured latency and tokens were charged to every "
             "arm that made it; an arm's latency = its own measured cache overhead + the memoized "
-            f"backend seconds of its calls ({computed} model calls computed"
-            + (f", {loaded} answers loaded from {args.memo_file}" if args.memo_file else "")
+            f"backend seconds of its calls ({computed} model answers computed in this run"
+            + (f", {from_memo} read from the memo file" if args.memo_file else "")
             + ")."
         ),
         "checker": (
@@ -468,27 +498,34 @@ def _write(
     with (out / "records.jsonl").open("w", encoding="utf-8") as fh:
         for r in records:
             fh.write(json.dumps(r.as_dict(), ensure_ascii=False) + "\n")
-    report.plots(records, results, out / "img")
-    (out / "benchmark.md").write_text(report.markdown(results))
+    files = report.results_files(results)
+    report.plots(files, out / "img")
+    (out / "benchmark.md").write_text(report.page(files))
     if args.docs is not None:
-        img = args.docs / "img"
-        img.mkdir(parents=True, exist_ok=True)
-        for png in (out / "img").glob("*.png"):
-            shutil.copy2(png, img / png.name)
-        (args.docs / "benchmark.md").write_text(report.markdown(results, "img/"))
+        for path in report.write_docs(files, args.docs, args.readme):
+            print(f"wrote {path}")
     if len(results["workloads"]) > 1:
-        for name, part in results["workloads"].items():
-            sub = {**results, **part, "requests": {"total": part["requests"]}}
+        for name in results["workloads"]:
             print(f"\n== workload {name} ==")
-            report.print_table(sub)
+            report.print_table(files[name])
         print("\n== all workloads together ==")
     report.print_table(results)
+    calls = results["backend_calls"]
+    source = (
+        f"{calls['from_memo_file']} from the memo file {calls['memo_file']}, "
+        if calls["memo_file"]
+        else ""
+    )
+    appended = f" (appended to {calls['memo_file']})" if calls["memo_file"] else ""
+    print(f"model answers: {source}{calls['computed']} computed{appended}")
     print(f"results: {out / 'results.json'} (duration {results['duration_s'] / 60:.1f} min)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    if args.readme is not None and args.docs is None:
+        build_parser().error("--readme needs --docs")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     run(args, argv)
     return 0
