@@ -188,6 +188,10 @@ class _Pieces:
 class LlamaIndexBackend(Backend):
     """A LlamaIndex LLM as a StepCache backend: `complete`, or `chat` after `history` when given.
 
+    In a chat the prompt is sent as a user message with `asked` as its ``additional_kwargs``
+    (the user's own message's extra fields, e.g. a ``name``), so the model receives the request
+    as the app sent it.
+
     Calls, streamed or not, are muted (no instrumentation LLM events): they are reported as part
     of the wrapper's call (`StepCacheLLM` also gives its copy a silent callback manager).
     """
@@ -197,10 +201,12 @@ class LlamaIndexBackend(Backend):
         llm: LLM,
         history: Sequence[ChatMessage] | None = None,
         kwargs: Mapping[str, Any] | None = None,
+        asked: Mapping[str, Any] | None = None,
     ) -> None:
         self.llm = llm
         self.history = history
         self.kwargs = dict(kwargs or {})
+        self.asked = dict(asked or {})
         self.name = f"llamaindex:{llm.class_name()}:{llm.metadata.model_name}"
 
     def _args(self, prompt: str, max_tokens: int | None) -> tuple[Any, dict[str, Any]]:
@@ -210,7 +216,8 @@ class LlamaIndexBackend(Backend):
         if self.history is None:
             return prompt, kwargs
         kwargs.pop("formatted", None)
-        return [*self.history, ChatMessage(role=MessageRole.USER, content=prompt)], kwargs
+        asked = ChatMessage(role=MessageRole.USER, content=prompt, additional_kwargs=self.asked)
+        return [*self.history, asked], kwargs
 
     def complete(self, prompt: str, max_tokens: int | None = None) -> Completion:
         arg, kwargs = self._args(prompt, max_tokens)
@@ -249,14 +256,17 @@ def split_chat(messages: Sequence[ChatMessage]) -> tuple[str, list[ChatMessage],
     """(last user message, earlier messages, context key), or None when not cacheable.
 
     Cacheable: the last message is the user's and every message is plain text. The context key
-    hashes the earlier messages' roles, texts and extra fields (chats never share completions').
+    hashes the earlier messages' roles, texts and extra fields, and the last message's extra
+    fields (its ``name``...: the model receives them too); chats never share completions'.
     """
     if not messages or messages[-1].role != MessageRole.USER:
         return None
     if any(not isinstance(b, TextBlock) for m in messages for b in m.blocks):
         return None
     *history, last = messages
-    context = [[m.role.value, m.content or "", m.additional_kwargs] for m in history]
+    context: list[Any] = [[m.role.value, m.content or "", m.additional_kwargs] for m in history]
+    if last.additional_kwargs:
+        context.append(["asked", last.additional_kwargs])
     return last.content or "", history, "chat:" + _digest(context)
 
 
@@ -351,7 +361,8 @@ class StepCacheLLM(LLM):
         prompt, history, context = split
         extra = {k: v for k, v in kwargs.items() if k != "formatted"}
         scope = f"{self._namespace}:{_digest(extra)[:12]}" if extra else self._namespace
-        backend = LlamaIndexBackend(self._backend_llm, history, kwargs)
+        asked = None if isinstance(request, str) else request[-1].additional_kwargs
+        backend = LlamaIndexBackend(self._backend_llm, history, kwargs, asked)
         return prompt, backend, {"namespace": scope, "tenant": self.tenant, "context": context}
 
     def _answer(self, request: Request, kwargs: dict[str, Any], on_step: OnStep = None) -> Result:
