@@ -126,12 +126,43 @@ def _digest(value: Any) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
+#: Stands for the user's text when reading what a model's prompt formatting adds around it.
+_PROBE = "\x00stepcache-probe\x00"
+
+
+def prompt_shaping(llm: LLM) -> dict[str, Any]:
+    """What `llm` adds around a request inside its own `complete` and `chat` (HuggingFaceLLM its
+    system prompt, llama.cpp models their chat template): its system prompt, query wrapper, and
+    the text its `completion_to_prompt` and `messages_to_prompt` make of a probe. A formatter
+    that cannot be probed is named by its module and qualified name instead."""
+    wrapper = llm.query_wrapper_prompt
+    probe = [
+        ChatMessage(role=role, content=f"{_PROBE}{role.value}")
+        for role in (MessageRole.SYSTEM, MessageRole.USER, MessageRole.ASSISTANT, MessageRole.USER)
+    ]
+    shaping: dict[str, Any] = {
+        "system_prompt": llm.system_prompt,
+        "query_wrapper_prompt": None if wrapper is None else wrapper.get_template(),
+    }
+    probes: dict[str, Any] = {"completion_to_prompt": _PROBE, "messages_to_prompt": probe}
+    for name, argument in probes.items():
+        formatter: Callable[[Any], str] | None = getattr(llm, name, None)
+        try:
+            shaping[name] = None if formatter is None else formatter(argument)
+        except Exception:
+            shaping[name] = f"{formatter.__module__}.{getattr(formatter, '__qualname__', '')}"
+    return shaping
+
+
 def model_namespace(llm: LLM) -> str:
-    """The cache namespace of `llm`: its class, metadata and generation parameters."""
+    """The cache namespace of `llm`: its class, metadata, generation parameters, and the prompt
+    formatting it applies itself (`prompt_shaping`: two models that put another system prompt
+    around the same text are asked different requests)."""
     fields = type(llm).model_fields
     params = {k: getattr(llm, k) for k in GENERATION_FIELDS if k in fields}
     meta = llm.metadata
     identity = {"class": llm.class_name(), "metadata": meta.model_dump(mode="json"), **params}
+    identity["prompt"] = prompt_shaping(llm)
     return f"llamaindex:{llm.class_name()}:{meta.model_name}:{_digest(identity)[:16]}"
 
 
