@@ -197,6 +197,7 @@ _ARGUMENTS: tuple[tuple[tuple[str, Any], ...], ...] = (
     (("stop", ["\n\n"]),),
     (("max_tokens", 12),),
     (("temperature", 1.3),),
+    (("formatted", True),),  # LlamaIndex: the model's own prompt formatting is skipped
 )
 _NAMES = ("Ann", "Bob")
 
@@ -215,6 +216,11 @@ def _frame_pairs(base: Base, rng: random.Random) -> Iterator[Pair]:
     asked = replace(plain, asker=_NAMES[0])
     yield Pair("the question message's name", "fields", asked, replace(asked, asker=_NAMES[1]),
                Expect.MODEL_ANSWERS, answer, answer)  # fmt: skip
+    if isinstance(base, JsonBase):  # a key required by the system prompt, then another one
+        keyed = replace(plain, system=f"{SYSTEM} Every object must also have the key `id`.")
+        rekeyed = replace(plain, system=f"{SYSTEM} Every object must also have the key `uid`.")
+        yield Pair("a key the system prompt requires", "system", keyed, rekeyed,
+                   Expect.MODEL_ANSWERS, answer, answer)  # fmt: skip
     swapped = tuple(("assistant" if r == "user" else "user", t) for r, t in HISTORY)
     yield Pair("history roles swapped", "history", plain, replace(plain, history=swapped),
                Expect.MODEL_ANSWERS, answer, answer)  # fmt: skip
