@@ -154,6 +154,17 @@ def prompt_shaping(llm: LLM) -> dict[str, Any]:
     return shaping
 
 
+def formats_completions(llm: LLM) -> bool:
+    """True when `llm` puts text of its own around an unformatted completion (``complete`` with
+    ``formatted=False``): a system prompt, a query wrapper or a completion template."""
+    shaping = prompt_shaping(llm)
+    return (
+        shaping["completion_to_prompt"] != _PROBE
+        or bool(shaping["system_prompt"])
+        or shaping["query_wrapper_prompt"] is not None
+    )
+
+
 def model_namespace(llm: LLM) -> str:
     """The cache namespace of `llm`: its class, metadata, generation parameters, and the prompt
     formatting it applies itself (`prompt_shaping`: two models that put another system prompt
@@ -351,6 +362,7 @@ class StepCacheLLM(LLM):
     tenant: str = Field(default="", description="Keeps this tenant's entries apart.")
     _backend_llm: LLM = PrivateAttr()
     _namespace: str = PrivateAttr()
+    _formats_itself: bool = PrivateAttr()
 
     def __init__(self, llm: LLM, cache: StepCache, tenant: str = "", **kwargs: Any) -> None:
         for name in _INHERITED:
@@ -360,6 +372,7 @@ class StepCacheLLM(LLM):
         super().__init__(**kwargs)
         self._backend_llm = llm.model_copy(update={"callback_manager": CallbackManager([])})
         self._namespace = model_namespace(self._backend_llm)
+        self._formats_itself = formats_completions(self._backend_llm)
 
     @classmethod
     def class_name(cls) -> str:
@@ -384,13 +397,17 @@ class StepCacheLLM(LLM):
     ) -> tuple[str, LlamaIndexBackend, dict[str, Any]] | None:
         """(prompt, backend, `generate` keywords), or None for a chat that cannot be cached.
 
-        The namespace is the wrapped model's, scoped by the call's kwargs (`formatted` aside).
+        The namespace is the wrapped model's, scoped by the call's kwargs; `formatted` counts only
+        for a model that formats completions itself (`formats_completions`), where a formatted
+        and an unformatted prompt reach the model as different texts.
         """
         split = (request, None, "") if isinstance(request, str) else split_chat(request)
         if split is None:
             return None
         prompt, history, context = split
         extra = {k: v for k, v in kwargs.items() if k != "formatted"}
+        if isinstance(request, str) and self._formats_itself and not kwargs.get("formatted"):
+            extra["formatted"] = False  # the wrapped model formats it: the model gets more text
         scope = f"{self._namespace}:{_digest(extra)[:12]}" if extra else self._namespace
         asked = None if isinstance(request, str) else request[-1].additional_kwargs
         backend = LlamaIndexBackend(self._backend_llm, history, kwargs, asked)
