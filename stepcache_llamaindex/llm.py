@@ -130,7 +130,7 @@ def _digest(value: Any) -> str:
 _PROBE = "\x00stepcache-probe\x00"
 
 
-def prompt_shaping(llm: LLM) -> dict[str, Any]:
+def _prompt_shaping(llm: LLM) -> dict[str, Any]:
     """What `llm` adds around a request inside its own `complete` and `chat` (HuggingFaceLLM its
     system prompt, llama.cpp models their chat template): its system prompt, query wrapper, and
     the text its `completion_to_prompt` and `messages_to_prompt` make of a probe. A formatter
@@ -154,10 +154,10 @@ def prompt_shaping(llm: LLM) -> dict[str, Any]:
     return shaping
 
 
-def formats_completions(llm: LLM) -> bool:
+def _formats_completions(llm: LLM) -> bool:
     """True when `llm` puts text of its own around an unformatted completion (``complete`` with
     ``formatted=False``): a system prompt, a query wrapper or a completion template."""
-    shaping = prompt_shaping(llm)
+    shaping = _prompt_shaping(llm)
     return (
         shaping["completion_to_prompt"] != _PROBE
         or bool(shaping["system_prompt"])
@@ -167,13 +167,13 @@ def formats_completions(llm: LLM) -> bool:
 
 def model_namespace(llm: LLM) -> str:
     """The cache namespace of `llm`: its class, metadata, generation parameters, and the prompt
-    formatting it applies itself (`prompt_shaping`: two models that put another system prompt
+    formatting it applies itself (`_prompt_shaping`: two models that put another system prompt
     around the same text are asked different requests)."""
     fields = type(llm).model_fields
     params = {k: getattr(llm, k) for k in GENERATION_FIELDS if k in fields}
     meta = llm.metadata
     identity = {"class": llm.class_name(), "metadata": meta.model_dump(mode="json"), **params}
-    identity["prompt"] = prompt_shaping(llm)
+    identity["prompt"] = _prompt_shaping(llm)
     return f"llamaindex:{llm.class_name()}:{meta.model_name}:{_digest(identity)[:16]}"
 
 
@@ -372,7 +372,7 @@ class StepCacheLLM(LLM):
         super().__init__(**kwargs)
         self._backend_llm = llm.model_copy(update={"callback_manager": CallbackManager([])})
         self._namespace = model_namespace(self._backend_llm)
-        self._formats_itself = formats_completions(self._backend_llm)
+        self._formats_itself = _formats_completions(self._backend_llm)
 
     @classmethod
     def class_name(cls) -> str:
@@ -398,7 +398,7 @@ class StepCacheLLM(LLM):
         """(prompt, backend, `generate` keywords), or None for a chat that cannot be cached.
 
         The namespace is the wrapped model's, scoped by the call's kwargs; `formatted` counts only
-        for a model that formats completions itself (`formats_completions`), where a formatted
+        for a model that formats completions itself (`_formats_completions`), where a formatted
         and an unformatted prompt reach the model as different texts.
         """
         split = (request, None, "") if isinstance(request, str) else split_chat(request)
