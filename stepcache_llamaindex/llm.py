@@ -66,13 +66,13 @@ _Response = CompletionResponse | ChatResponse
 #: A completion's prompt or a chat's messages.
 Request = str | Sequence[ChatMessage]
 
-#: Fields of a wrapped model that shape its answers: part of the cache namespace. Endpoints
-#: (`api_base`) and credentials are left out on purpose.
+#: Fields of a wrapped model that shape its answers (a system prompt it may add itself among
+#: them): part of the cache namespace. Endpoints (`api_base`) and credentials are left out.
 GENERATION_FIELDS = (
     "model", "model_name", "temperature", "top_p", "top_k", "min_p", "max_tokens",
     "max_new_tokens", "seed", "stop", "frequency_penalty", "presence_penalty",
     "repetition_penalty", "repeat_penalty", "reasoning_effort", "response_format",
-    "additional_kwargs",
+    "additional_kwargs", "system_prompt", "query_wrapper_prompt",
 )  # fmt: skip
 #: Prompt-shaping settings the wrapper takes over from the wrapped model, so `predict` matches.
 _INHERITED = (
@@ -126,54 +126,37 @@ def _digest(value: Any) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
-#: Stands for the user's text when reading what a model's prompt formatting adds around it.
+#: Stand for the user's text and a conversation when reading what a model's templates add.
 _PROBE = "\x00stepcache-probe\x00"
+_CHAT = [ChatMessage(role=r, content=_PROBE + r) for r in ("system", "user", "assistant", "user")]
 
 
-def _prompt_shaping(llm: LLM) -> dict[str, Any]:
-    """What `llm` adds around a request inside its own `complete` and `chat` (HuggingFaceLLM its
-    system prompt, llama.cpp models their chat template): its system prompt, query wrapper, and
-    the text its `completion_to_prompt` and `messages_to_prompt` make of a probe. A formatter
-    that cannot be probed is named by its module and qualified name instead."""
-    wrapper = llm.query_wrapper_prompt
-    probe = [
-        ChatMessage(role=role, content=f"{_PROBE}{role.value}")
-        for role in (MessageRole.SYSTEM, MessageRole.USER, MessageRole.ASSISTANT, MessageRole.USER)
-    ]
-    shaping: dict[str, Any] = {
-        "system_prompt": llm.system_prompt,
-        "query_wrapper_prompt": None if wrapper is None else wrapper.get_template(),
-    }
-    probes: dict[str, Any] = {"completion_to_prompt": _PROBE, "messages_to_prompt": probe}
-    for name, argument in probes.items():
-        formatter: Callable[[Any], str] | None = getattr(llm, name, None)
-        try:
-            shaping[name] = None if formatter is None else formatter(argument)
-        except Exception:
-            shaping[name] = f"{formatter.__module__}.{getattr(formatter, '__qualname__', '')}"
-    return shaping
-
-
-def _formats_completions(llm: LLM) -> bool:
-    """True when `llm` puts text of its own around an unformatted completion (``complete`` with
-    ``formatted=False``): a system prompt, a query wrapper or a completion template."""
-    shaping = _prompt_shaping(llm)
-    return (
-        shaping["completion_to_prompt"] != _PROBE
-        or bool(shaping["system_prompt"])
-        or shaping["query_wrapper_prompt"] is not None
-    )
+def _formats_itself(llm: LLM) -> bool:
+    """True when `llm` adds text around an unformatted completion (a system prompt, a query
+    wrapper, a completion template): ``formatted=True``, which skips it, is another request."""
+    try:
+        return bool(llm.system_prompt or llm.query_wrapper_prompt) or (
+            (llm.completion_to_prompt or str)(_PROBE) != _PROBE
+        )
+    except Exception:
+        return True
 
 
 def model_namespace(llm: LLM) -> str:
     """The cache namespace of `llm`: its class, metadata, generation parameters, and the prompt
-    formatting it applies itself (`_prompt_shaping`: two models that put another system prompt
-    around the same text are asked different requests)."""
+    formatting it may apply inside its own `complete` and `chat` (HuggingFaceLLM its system
+    prompt, llama.cpp models their chat template): its system prompt and query wrapper
+    (`GENERATION_FIELDS`) and what its `completion_to_prompt` and `messages_to_prompt` make of a
+    probe, so two models that wrap the same text differently are never asked the same request."""
     fields = type(llm).model_fields
     params = {k: getattr(llm, k) for k in GENERATION_FIELDS if k in fields}
+    formatters: list[Any] = [llm.completion_to_prompt, llm.messages_to_prompt]
+    try:
+        params["templates"] = [formatters[0](_PROBE), formatters[1](_CHAT)]
+    except Exception:  # a template that cannot read the probe (or none): named instead
+        params["templates"] = [repr(getattr(f, "__qualname__", f)) for f in formatters]
     meta = llm.metadata
     identity = {"class": llm.class_name(), "metadata": meta.model_dump(mode="json"), **params}
-    identity["prompt"] = _prompt_shaping(llm)
     return f"llamaindex:{llm.class_name()}:{meta.model_name}:{_digest(identity)[:16]}"
 
 
@@ -362,7 +345,6 @@ class StepCacheLLM(LLM):
     tenant: str = Field(default="", description="Keeps this tenant's entries apart.")
     _backend_llm: LLM = PrivateAttr()
     _namespace: str = PrivateAttr()
-    _formats_itself: bool = PrivateAttr()
 
     def __init__(self, llm: LLM, cache: StepCache, tenant: str = "", **kwargs: Any) -> None:
         for name in _INHERITED:
@@ -372,7 +354,6 @@ class StepCacheLLM(LLM):
         super().__init__(**kwargs)
         self._backend_llm = llm.model_copy(update={"callback_manager": CallbackManager([])})
         self._namespace = model_namespace(self._backend_llm)
-        self._formats_itself = _formats_completions(self._backend_llm)
 
     @classmethod
     def class_name(cls) -> str:
@@ -397,17 +378,15 @@ class StepCacheLLM(LLM):
     ) -> tuple[str, LlamaIndexBackend, dict[str, Any]] | None:
         """(prompt, backend, `generate` keywords), or None for a chat that cannot be cached.
 
-        The namespace is the wrapped model's, scoped by the call's kwargs; `formatted` counts only
-        for a model that formats completions itself (`_formats_completions`), where a formatted
-        and an unformatted prompt reach the model as different texts.
+        The namespace is the wrapped model's, scoped by the call's kwargs; ``formatted=True``
+        counts only for a model that formats completions itself (`_formats_itself`).
         """
         split = (request, None, "") if isinstance(request, str) else split_chat(request)
         if split is None:
             return None
         prompt, history, context = split
-        extra = {k: v for k, v in kwargs.items() if k != "formatted"}
-        if isinstance(request, str) and self._formats_itself and not kwargs.get("formatted"):
-            extra["formatted"] = False  # the wrapped model formats it: the model gets more text
+        formats = kwargs.get("formatted") and _formats_itself(self._backend_llm)
+        extra = {k: v for k, v in kwargs.items() if k != "formatted" or formats}
         scope = f"{self._namespace}:{_digest(extra)[:12]}" if extra else self._namespace
         asked = None if isinstance(request, str) else request[-1].additional_kwargs
         backend = LlamaIndexBackend(self._backend_llm, history, kwargs, asked)
