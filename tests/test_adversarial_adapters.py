@@ -9,10 +9,12 @@ every pair of that placement (hash embedder, in-memory store, a perfect fake mod
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 
 import pytest
 from langchain_core.caches import InMemoryCache
+from langchain_core.globals import set_llm_cache
 
 from stepcache_bench.fake import HashEmbedder
 from stepcache_core import InMemoryStore, StepCache
@@ -22,24 +24,16 @@ from adversarial_adapters import (
     NOT_APPLICABLE,
     PATHS,
     PLACEMENTS,
-    AppRequest,
     Brain,
+    PerfectLLM,
     _global_cache,
     check,
-    lc_global_llm,
+    hash_cache,
     pairs,
 )
 
 PAIRS = pairs()
-TEXT_LLM = "langchain global cache, text LLM"
-#: LangChain leaves a text LLM's call arguments out of its cache key (README, "What is reused").
-FRAMEWORK_LIMITS = {(TEXT_LLM, "arguments")}
-CELLS = [
-    (path, placement)
-    for path in PATHS
-    for placement in (*PLACEMENTS, "identical")
-    if (path, placement) not in FRAMEWORK_LIMITS
-]
+CELLS = [(path, placement) for path in PATHS for placement in (*PLACEMENTS, "identical")]
 
 
 def _failures(path: str, placement: str) -> tuple[list[str], Counter[str]]:
@@ -81,25 +75,36 @@ def test_every_placement_is_exercised_on_every_path_that_can_send_it() -> None:
         assert {"system", "history", "template", "document", "question"} <= tested, path
 
 
-def test_langchain_leaves_a_text_llms_call_arguments_out_of_every_caches_key() -> None:
-    """The framework limit the suite leaves out (README): LangChain's own InMemoryCache serves
-    a text LLM's answer to the same prompt with other call arguments. If LangChain ever keys
-    them, this fails and the (text LLM, arguments) cell joins the suite."""
-    from langchain_core.globals import set_llm_cache
-
-    from adversarial_adapters import PerfectLLM, _lc_inputs, _lc_prompt
-
-    brain = Brain()
-    request = AppRequest("Solve 3x + 5 = 20 for x.")
+def test_a_text_llms_call_arguments_key_the_global_cache_though_langchain_leaves_them_out() -> None:
+    """LangChain's own InMemoryCache serves a text LLM's answer to the same prompt called with
+    other arguments (they are not in the llm_string); StepCacheLLMCache keys them, sync and
+    async, and a repeat with the same arguments is still answered from the cache."""
+    prompt = "Solve 3x + 5 = 20 for x."
     with _global_cache(None):
         set_llm_cache(InMemoryCache())
-        chain = _lc_prompt(request) | PerfectLLM(brain=brain)
-        chain.invoke(_lc_inputs(request))
-        (_lc_prompt(request) | PerfectLLM(brain=brain).bind(max_tokens=3)).invoke(
-            _lc_inputs(request)
-        )
-    assert len(brain.seen) == 1  # the second call, with max_tokens, was answered from the cache
-    assert lc_global_llm(request, None, Brain()) == "I would need the full question to answer that."
+        brain = Brain()
+        PerfectLLM(brain=brain).invoke(prompt)
+        PerfectLLM(brain=brain).bind(max_tokens=3).invoke(prompt)
+        assert len(brain.seen) == 1  # LangChain's limit: served from the cache
+
+    async def calls(model: PerfectLLM, cache: StepCache) -> None:
+        await model.ainvoke(prompt)
+        await model.bind(max_tokens=3).ainvoke(prompt)
+        cache.flush()
+        await model.bind(max_tokens=3).ainvoke(prompt)
+
+    for run in ("sync", "async"):
+        brain, cache = Brain(), hash_cache()
+        with _global_cache(cache):
+            model = PerfectLLM(brain=brain)
+            if run == "sync":
+                model.invoke(prompt)
+                model.bind(max_tokens=3).invoke(prompt)
+                cache.flush()
+                model.bind(max_tokens=3).invoke(prompt)
+            else:
+                asyncio.run(calls(model, cache))
+        assert brain.seen == [prompt, f"{prompt}\n[args {{'max_tokens': 3}}]"], run
 
 
 def test_the_check_fails_when_a_cache_serves_the_old_answer() -> None:
