@@ -9,6 +9,7 @@ frames) nothing is added: the key is LangChain's.
 """
 
 import inspect
+from contextlib import suppress
 from types import CodeType, FrameType
 
 from langchain_core.language_models import BaseLLM
@@ -21,11 +22,12 @@ def call_arguments(frame: FrameType | None = None) -> str:
     """The call arguments (``kwargs``) of the innermost `BaseLLM.generate` / ``agenerate`` call
     on the stack above `frame` (default: the caller's), as text; "" when none or not inside one."""
     frame = frame if frame is not None else inspect.currentframe()
-    while frame is not None:
-        if frame.f_code in _GENERATE:
-            kwargs = frame.f_locals.get("kwargs")
-            return repr(sorted(kwargs.items())) if isinstance(kwargs, dict) and kwargs else ""
-        frame = frame.f_back
+    with suppress(Exception):  # never breaks the call: unreadable reads as none
+        while frame is not None:
+            if frame.f_code in _GENERATE:
+                kwargs = frame.f_locals.get("kwargs")
+                return repr(sorted(kwargs.items())) if isinstance(kwargs, dict) and kwargs else ""
+            frame = frame.f_back
     return ""
 
 
