@@ -10,28 +10,22 @@ frames) nothing is added: the key is LangChain's.
 
 import inspect
 from contextlib import suppress
-from types import CodeType, FrameType
 
 from langchain_core.language_models import BaseLLM
 
 #: The code of the calls whose ``kwargs`` are a text LLM's call arguments.
-_GENERATE: frozenset[CodeType] = frozenset({BaseLLM.generate.__code__, BaseLLM.agenerate.__code__})
-
-
-def call_arguments(frame: FrameType | None = None) -> str:
-    """The call arguments (``kwargs``) of the innermost `BaseLLM.generate` / ``agenerate`` call
-    on the stack above `frame` (default: the caller's), as text; "" when none or not inside one."""
-    frame = frame if frame is not None else inspect.currentframe()
-    with suppress(Exception):  # never breaks the call: unreadable reads as none
-        while frame is not None:
-            if frame.f_code in _GENERATE:
-                kwargs = frame.f_locals.get("kwargs")
-                return repr(sorted(kwargs.items())) if isinstance(kwargs, dict) and kwargs else ""
-            frame = frame.f_back
-    return ""
+_GENERATE = frozenset({BaseLLM.generate.__code__, BaseLLM.agenerate.__code__})
 
 
 def with_call_arguments(llm_string: str) -> str:
-    """`llm_string`, with the current text-LLM call's arguments appended when there are any."""
-    arguments = call_arguments()
-    return f"{llm_string}\x00call-arguments:{arguments}" if arguments else llm_string
+    """`llm_string`, with the call arguments (``kwargs``) of the innermost `BaseLLM.generate` /
+    ``agenerate`` call on the stack appended when there are any; else (or when the stack cannot
+    be read: the call never breaks) `llm_string` unchanged."""
+    frame = inspect.currentframe()
+    with suppress(Exception):
+        while frame is not None and frame.f_code not in _GENERATE:
+            frame = frame.f_back
+        kwargs = None if frame is None else frame.f_locals.get("kwargs")
+        if isinstance(kwargs, dict) and kwargs:
+            return f"{llm_string}\x00call-arguments:{sorted(kwargs.items())!r}"
+    return llm_string
