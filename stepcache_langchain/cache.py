@@ -1,5 +1,6 @@
 """StepCache as a LangChain `BaseCache`: ``set_llm_cache(StepCacheLLMCache(...))``."""
 
+import asyncio
 import threading
 import time
 from collections.abc import Sequence
@@ -15,6 +16,7 @@ from stepcache_core import Result, StepCache
 from stepcache_core.exact import get_exact, put_exact
 from stepcache_langchain._prompt import Query, load_list, namespace_of, query_from_prompt, warned
 from stepcache_langchain.backend import LangChainBackend
+from stepcache_langchain.call_arguments import with_call_arguments
 from stepcache_langchain.exact import (
     exact_only_llm_string,
     from_payload,
@@ -44,8 +46,10 @@ class StepCacheLLMCache(BaseCache):
     still counted in `StepCache.stats`); use `StepCacheChatModel` to get it on every answer.
 
     Answers are scoped by LangChain's ``llm_string``: two models, or one model at two temperatures,
-    never share answers. A cache failure logs a warning and reads as a miss. ``aupdate`` and
-    ``aclear`` are `BaseCache`'s: `update` and `clear` in a worker thread.
+    never share answers. A text LLM's arguments given at call time (``llm.bind(max_tokens=3)``),
+    which LangChain leaves out of that string, are added to it (`with_call_arguments`). A cache
+    failure logs a warning and reads as a miss. ``aclear`` is `BaseCache`'s: `clear` in a worker
+    thread.
     """
 
     step_cache: StepCache = field(default_factory=StepCache)
@@ -65,7 +69,8 @@ class StepCacheLLMCache(BaseCache):
         with warned("lookup failed, treated as a miss"):
             if (query := query_from_prompt(prompt)) is None:
                 return None
-            if exact_only_llm_string(llm_string):
+            exact, llm_string = exact_only_llm_string(llm_string), with_call_arguments(llm_string)
+            if exact:
                 return self._exact(query, llm_string)
             result = self.step_cache.lookup(query.text, **self._args(query, llm_string))
             return self._served(prompt, llm_string, result, query)
@@ -76,7 +81,8 @@ class StepCacheLLMCache(BaseCache):
         with warned("lookup failed, treated as a miss"):
             if (query := query_from_prompt(prompt)) is None:
                 return None
-            if exact_only_llm_string(llm_string):
+            exact, llm_string = exact_only_llm_string(llm_string), with_call_arguments(llm_string)
+            if exact:
                 return self._exact(query, llm_string)
             result = await self.step_cache.alookup(query.text, **self._args(query, llm_string))
             return self._served(prompt, llm_string, result, query)
@@ -88,17 +94,28 @@ class StepCacheLLMCache(BaseCache):
         An answer to an exact-only request, or one with tool calls or non-text content, is
         stored only when its generations round-trip unchanged, and for that very request only.
         """
+        self._update(prompt, llm_string, with_call_arguments(llm_string), return_val)
+
+    async def aupdate(self, prompt: str, llm_string: str, return_val: Sequence[Generation]) -> None:
+        """`update` in a worker thread (the call's arguments are read here, in the caller's)."""
+        keyed = with_call_arguments(llm_string)
+        await asyncio.to_thread(self._update, prompt, llm_string, keyed, return_val)
+
+    def _update(
+        self, prompt: str, llm_string: str, keyed: str, return_val: Sequence[Generation]
+    ) -> None:
+        """`update` with `keyed`, the `llm_string` that keys the answer (call arguments added)."""
         with warned("update failed, the answer is not cached"):
             if (query := query_from_prompt(prompt)) is None or not return_val:
                 return
-            scope = query.scope(llm_string, self.tenant)
+            scope = query.scope(keyed, self.tenant)
             payload = to_payload(return_val)
             if exact_only_llm_string(llm_string) or more_than_text(return_val):
                 if payload is not None:  # lossless or not at all
                     put_exact(self.step_cache, query.text, return_val[0].text, payload, **scope)
             else:  # without a lossless payload an exact repeat gets the text back
                 with self._lock:
-                    asked = self._missed.pop((prompt, llm_string), None)
+                    asked = self._missed.pop((prompt, keyed), None)
                 cost = _cost(return_val[0], asked)
                 self.step_cache.put(
                     query.text, return_val[0].text, payload=payload, **scope, **cost

@@ -66,13 +66,13 @@ _Response = CompletionResponse | ChatResponse
 #: A completion's prompt or a chat's messages.
 Request = str | Sequence[ChatMessage]
 
-#: Fields of a wrapped model that shape its answers: part of the cache namespace. Endpoints
-#: (`api_base`) and credentials are left out on purpose.
+#: Fields of a wrapped model that shape its answers (a system prompt it may add itself among
+#: them): part of the cache namespace. Endpoints (`api_base`) and credentials are left out.
 GENERATION_FIELDS = (
     "model", "model_name", "temperature", "top_p", "top_k", "min_p", "max_tokens",
     "max_new_tokens", "seed", "stop", "frequency_penalty", "presence_penalty",
     "repetition_penalty", "repeat_penalty", "reasoning_effort", "response_format",
-    "additional_kwargs",
+    "additional_kwargs", "system_prompt", "query_wrapper_prompt",
 )  # fmt: skip
 #: Prompt-shaping settings the wrapper takes over from the wrapped model, so `predict` matches.
 _INHERITED = (
@@ -126,10 +126,35 @@ def _digest(value: Any) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
+#: Stand for the user's text and a conversation when reading what a model's templates add.
+_PROBE = "\x00stepcache-probe\x00"
+_CHAT = [ChatMessage(role=r, content=_PROBE + r) for r in ("system", "user", "assistant", "user")]
+
+
+def _formats_itself(llm: LLM) -> bool:
+    """True when `llm` adds text around an unformatted completion (a system prompt, a query
+    wrapper, a completion template): ``formatted=True``, which skips it, is another request."""
+    try:
+        return bool(llm.system_prompt or llm.query_wrapper_prompt) or (
+            (llm.completion_to_prompt or str)(_PROBE) != _PROBE
+        )
+    except Exception:
+        return True
+
+
 def model_namespace(llm: LLM) -> str:
-    """The cache namespace of `llm`: its class, metadata and generation parameters."""
+    """The cache namespace of `llm`: its class, metadata, generation parameters, and the prompt
+    formatting it may apply inside its own `complete` and `chat` (HuggingFaceLLM its system
+    prompt, llama.cpp models their chat template): its system prompt and query wrapper
+    (`GENERATION_FIELDS`) and what its `completion_to_prompt` and `messages_to_prompt` make of a
+    probe, so two models that wrap the same text differently are never asked the same request."""
     fields = type(llm).model_fields
     params = {k: getattr(llm, k) for k in GENERATION_FIELDS if k in fields}
+    formatters: list[Any] = [llm.completion_to_prompt, llm.messages_to_prompt]
+    try:
+        params["templates"] = [formatters[0](_PROBE), formatters[1](_CHAT)]
+    except Exception:  # a template that cannot read the probe (or none): named instead
+        params["templates"] = [repr(getattr(f, "__qualname__", f)) for f in formatters]
     meta = llm.metadata
     identity = {"class": llm.class_name(), "metadata": meta.model_dump(mode="json"), **params}
     return f"llamaindex:{llm.class_name()}:{meta.model_name}:{_digest(identity)[:16]}"
@@ -188,6 +213,10 @@ class _Pieces:
 class LlamaIndexBackend(Backend):
     """A LlamaIndex LLM as a StepCache backend: `complete`, or `chat` after `history` when given.
 
+    In a chat the prompt is sent as a user message with `asked` as its ``additional_kwargs``
+    (the user's own message's extra fields, e.g. a ``name``), so the model receives the request
+    as the app sent it.
+
     Calls, streamed or not, are muted (no instrumentation LLM events): they are reported as part
     of the wrapper's call (`StepCacheLLM` also gives its copy a silent callback manager).
     """
@@ -197,10 +226,12 @@ class LlamaIndexBackend(Backend):
         llm: LLM,
         history: Sequence[ChatMessage] | None = None,
         kwargs: Mapping[str, Any] | None = None,
+        asked: Mapping[str, Any] | None = None,
     ) -> None:
         self.llm = llm
         self.history = history
         self.kwargs = dict(kwargs or {})
+        self.asked = dict(asked or {})
         self.name = f"llamaindex:{llm.class_name()}:{llm.metadata.model_name}"
 
     def _args(self, prompt: str, max_tokens: int | None) -> tuple[Any, dict[str, Any]]:
@@ -210,7 +241,8 @@ class LlamaIndexBackend(Backend):
         if self.history is None:
             return prompt, kwargs
         kwargs.pop("formatted", None)
-        return [*self.history, ChatMessage(role=MessageRole.USER, content=prompt)], kwargs
+        asked = ChatMessage(role=MessageRole.USER, content=prompt, additional_kwargs=self.asked)
+        return [*self.history, asked], kwargs
 
     def complete(self, prompt: str, max_tokens: int | None = None) -> Completion:
         arg, kwargs = self._args(prompt, max_tokens)
@@ -249,14 +281,17 @@ def split_chat(messages: Sequence[ChatMessage]) -> tuple[str, list[ChatMessage],
     """(last user message, earlier messages, context key), or None when not cacheable.
 
     Cacheable: the last message is the user's and every message is plain text. The context key
-    hashes the earlier messages' roles, texts and extra fields (chats never share completions').
+    hashes the earlier messages' roles, texts and extra fields, and the last message's extra
+    fields (its ``name``...: the model receives them too); chats never share completions'.
     """
     if not messages or messages[-1].role != MessageRole.USER:
         return None
     if any(not isinstance(b, TextBlock) for m in messages for b in m.blocks):
         return None
     *history, last = messages
-    context = [[m.role.value, m.content or "", m.additional_kwargs] for m in history]
+    context: list[Any] = [[m.role.value, m.content or "", m.additional_kwargs] for m in history]
+    if last.additional_kwargs:
+        context.append(["asked", last.additional_kwargs])
     return last.content or "", history, "chat:" + _digest(context)
 
 
@@ -343,15 +378,18 @@ class StepCacheLLM(LLM):
     ) -> tuple[str, LlamaIndexBackend, dict[str, Any]] | None:
         """(prompt, backend, `generate` keywords), or None for a chat that cannot be cached.
 
-        The namespace is the wrapped model's, scoped by the call's kwargs (`formatted` aside).
+        The namespace is the wrapped model's, scoped by the call's kwargs; ``formatted=True``
+        counts only for a model that formats completions itself (`_formats_itself`).
         """
         split = (request, None, "") if isinstance(request, str) else split_chat(request)
         if split is None:
             return None
         prompt, history, context = split
-        extra = {k: v for k, v in kwargs.items() if k != "formatted"}
+        formats = kwargs.get("formatted") and _formats_itself(self._backend_llm)
+        extra = {k: v for k, v in kwargs.items() if k != "formatted" or formats}
         scope = f"{self._namespace}:{_digest(extra)[:12]}" if extra else self._namespace
-        backend = LlamaIndexBackend(self._backend_llm, history, kwargs)
+        asked = None if isinstance(request, str) else request[-1].additional_kwargs
+        backend = LlamaIndexBackend(self._backend_llm, history, kwargs, asked)
         return prompt, backend, {"namespace": scope, "tenant": self.tenant, "context": context}
 
     def _answer(self, request: Request, kwargs: dict[str, Any], on_step: OnStep = None) -> Result:

@@ -805,6 +805,39 @@ def test_parameters_tenants_and_call_kwargs_separate_entries(
     assert cache.clear(namespace=llm.namespace) == 2  # both tenants; call kwargs scope apart
 
 
+def test_the_asking_messages_extra_fields_key_the_chat_and_reach_the_model(
+    cache: StepCache, model: ScriptedLLM
+) -> None:
+    llm = StepCacheLLM(llm=model, cache=cache)
+
+    def asked(name: str) -> ChatMessage:
+        return ChatMessage(role=MessageRole.USER, content=MATH, additional_kwargs={"name": name})
+
+    assert path_of(llm.chat([SYSTEM, asked("Ann")])) == "miss"
+    assert model.chats[-1][-1].additional_kwargs == {"name": "Ann"}  # sent as the app sent it
+    assert path_of(llm.chat([SYSTEM, asked("Bob")])) == "miss"  # another sender: not Ann's answer
+    assert path_of(llm.chat([SYSTEM, asked("Bob")])) == "exact"
+    assert path_of(llm.chat([SYSTEM, user(MATH)])) == "miss"
+
+
+def test_a_wrapped_models_own_prompt_formatting_is_part_of_its_namespace(
+    cache: StepCache,
+) -> None:
+    """A model that adds its system prompt or template inside `complete` is asked another
+    request when those change, and when `formatted=True` skips them."""
+    french = ScriptedLLM(system_prompt="Always answer in French.")
+    assert model_namespace(french) != model_namespace(ScriptedLLM())
+    assert model_namespace(french) != model_namespace(ScriptedLLM(system_prompt="In German."))
+    tagged = ScriptedLLM(completion_to_prompt=lambda p: f"<s>[INST] {p} [/INST]")
+    assert model_namespace(tagged) != model_namespace(ScriptedLLM())
+    llm = StepCacheLLM(llm=tagged, cache=cache)
+    assert path_of(llm.complete(MATH)) == "miss"
+    assert path_of(llm.complete(MATH, formatted=True)) == "miss"  # the model gets bare text
+    plain = StepCacheLLM(llm=ScriptedLLM(), cache=cache)
+    assert path_of(plain.complete(MATH)) == "miss"
+    assert path_of(plain.complete(MATH, formatted=True)) == "exact"  # no formatting: same text
+
+
 def test_a_second_process_reads_the_same_disk_cache(tmp_path: FsPath) -> None:
     model = ScriptedLLM()
     first = make_cache(tmp_path)
