@@ -5,9 +5,10 @@ accounting scheme: the latency an arm is charged is computed from the memo's own
 (`MemoBackend`, `MemoTable`) inside `serve_timed`, and the arms are 10 to 40 lines each, so the
 scheme stays checkable in one view.
 
-Greedy decoding is deterministic, so a backend call for an identical (prompt, max_tokens) is
-computed once per seed: `MemoBackend` stores its Completion and measured seconds, and every arm that
-makes the same call is charged those seconds and tokens. An arm's latency for a request is its own
+Greedy decoding is deterministic, so a backend call for an identical (prompt, max_tokens, schema)
+is computed once per seed (schema: the JSON Schema of a schema-constrained call, else none):
+`MemoBackend` stores its Completion and measured seconds, and every arm that makes the same call
+is charged those seconds and tokens. An arm's latency for a request is its own
 measured wall time minus the real time spent inside the memo (lookups or the one real call) plus
 the memoized backend seconds of the calls it made: five arms cost about one arm of model time.
 """
@@ -18,7 +19,7 @@ import json
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,11 +78,21 @@ class Call:
     computed: bool  # this call ran the model (the first of its key in this seed)
 
 
+#: (prompt, max_tokens, canonical JSON of the schema a constrained call decodes to, or None)
+MemoKey = tuple[str, int | None, str | None]
+
+
+def schema_key(schema: Mapping[str, Any] | None) -> str | None:
+    """The memo key's form of a constrained call's schema (None: an unconstrained call)."""
+    return None if schema is None else json.dumps(schema, sort_keys=True, ensure_ascii=False)
+
+
 class MemoTable:
-    """(prompt, max_tokens) -> Memo, shared by every arm of a seed; optionally kept as JSONL."""
+    """(prompt, max_tokens, schema) -> Memo, shared by every arm of a seed; optionally kept as
+    JSONL (a row has a "schema" only for a schema-constrained call)."""
 
     def __init__(self, path: Path | None = None, model: str = "") -> None:
-        self._table: dict[tuple[str, int | None], Memo] = {}
+        self._table: dict[MemoKey, Memo] = {}
         self._lock = threading.Lock()
         self._path = path
         self._model = model
@@ -98,14 +109,15 @@ class MemoTable:
                     row["completion_tokens"],
                     row.get("finish_reason"),
                 )
-                self._table[(row["prompt"], row["max_tokens"])] = Memo(c, row["seconds"])
+                key = (row["prompt"], row["max_tokens"], row.get("schema"))
+                self._table[key] = Memo(c, row["seconds"])
                 self.loaded += 1
 
-    def get(self, key: tuple[str, int | None]) -> Memo | None:
+    def get(self, key: MemoKey) -> Memo | None:
         with self._lock:
             return self._table.get(key)
 
-    def put(self, key: tuple[str, int | None], memo: Memo) -> None:
+    def put(self, key: MemoKey, memo: Memo) -> None:
         with self._lock:
             self._table[key] = memo
             self.computed += 1
@@ -115,6 +127,7 @@ class MemoTable:
                     "model": self._model,
                     "prompt": key[0],
                     "max_tokens": key[1],
+                    **({"schema": key[2]} if key[2] is not None else {}),
                     "text": c.text,
                     "prompt_tokens": c.prompt_tokens,
                     "completion_tokens": c.completion_tokens,
@@ -134,7 +147,12 @@ class MemoTable:
 
 
 class MemoBackend(Backend):
-    """One arm's view of the shared memo table; records the calls the arm makes."""
+    """One arm's view of the shared memo table; records the calls the arm makes.
+
+    `schemas` maps a request's prompt to the JSON Schema its answer is constrained to, the way
+    an app asks for structured output: `complete` of such a prompt decodes with the backend's
+    `complete_json` for every arm alike. A `complete_json` call (a StepCache patch) keeps its
+    own schema."""
 
     def __init__(
         self,
@@ -142,21 +160,36 @@ class MemoBackend(Backend):
         table: MemoTable,
         *,
         simulated_seconds: Callable[[Completion], float] | None = None,
+        schemas: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         self.inner = inner
         self.table = table
         self.name = inner.name
         self._simulated = simulated_seconds
+        self._schemas: Mapping[str, Mapping[str, Any]] = schemas or {}
         self._calls: list[Call] = []
 
     def complete(self, prompt: str, max_tokens: int | None = None) -> Completion:
+        return self._memoized(prompt, max_tokens, self._schemas.get(prompt))
+
+    def complete_json(
+        self, prompt: str, schema: Mapping[str, Any], max_tokens: int | None = None
+    ) -> Completion:
+        return self._memoized(prompt, max_tokens, schema)
+
+    def _memoized(
+        self, prompt: str, max_tokens: int | None, schema: Mapping[str, Any] | None
+    ) -> Completion:
         t0 = time.perf_counter()
-        key = (prompt, max_tokens)
+        key = (prompt, max_tokens, schema_key(schema))
         memo = self.table.get(key)
         computed = memo is None
         if memo is None:
             t1 = time.perf_counter()
-            completion = self.inner.complete(prompt, max_tokens)
+            if schema is None:
+                completion = self.inner.complete(prompt, max_tokens)
+            else:
+                completion = self.inner.complete_json(prompt, schema, max_tokens)
             seconds = time.perf_counter() - t1
             if self._simulated is not None:
                 seconds = self._simulated(completion)
@@ -472,11 +505,13 @@ def build_arms(
     semantic_min_similarity: float,
     simulated_seconds: Callable[[Completion], float] | None = None,
     arms: Sequence[str] = ARMS,
+    schemas: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> list[Arm]:
-    """Fresh arms for one seed, each with its own Chroma store under `store_dir`."""
+    """Fresh arms for one seed, each with its own Chroma store under `store_dir`; `schemas`:
+    the prompts answered with schema-constrained decoding (see `MemoBackend`)."""
 
     def memo() -> MemoBackend:
-        return MemoBackend(backend, table, simulated_seconds=simulated_seconds)
+        return MemoBackend(backend, table, simulated_seconds=simulated_seconds, schemas=schemas)
 
     def store(name: str) -> ChromaStore:
         return ChromaStore(
