@@ -7,6 +7,11 @@
 - json: the first JSON object in the answer (code fences allowed) must parse, have exactly the
   required keys, and every value must have the declared JSON type (an integer-valued float counts as
   an integer, as in JSON Schema; booleans are never numbers).
+- structured: the first JSON object in the answer must validate against the request's own JSON
+  Schema (jsonschema, draft 2020-12, with its format checks: the new schema's keys, nesting and
+  enums), and hold every value the request's prose states at its JSON Pointer (case and spacing
+  aside). A structured core change (another subject) is also wrong when built from a cached
+  answer to another prompt.
 - core-meaning changes have no ground truth of the same kind: they are correct when the served
   answer was generated for this request, i.e. not built from a cached answer to another question.
 """
@@ -19,6 +24,8 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from typing import Any
+
+from jsonschema import Draft202012Validator
 
 from stepcache_bench.workload import Request
 
@@ -181,11 +188,52 @@ def check_json(text: str, request: Request) -> Verdict:
     return Verdict(True)
 
 
+# ---------------------------------------------------------------------------- structured
+
+
+def _at_pointer(value: Any, pointer: str) -> tuple[bool, Any]:
+    """The value at RFC 6901 `pointer` in `value`, and whether there is one."""
+    for raw in pointer.split("/")[1:]:
+        part = raw.replace("~1", "/").replace("~0", "~")
+        if isinstance(value, dict) and part in value:
+            value = value[part]
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            return False, None
+    return True, value
+
+
+def _same_text(a: Any, b: str) -> bool:
+    return isinstance(a, str) and " ".join(a.split()).casefold() == " ".join(b.split()).casefold()
+
+
+def check_structured(text: str, request: Request) -> Verdict:
+    obj = first_object(text)
+    if obj is None:
+        return Verdict(False, "no JSON object")
+    schema = json.loads(request.schema)
+    validator = Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+    errors = sorted(validator.iter_errors(obj), key=lambda e: list(e.absolute_path))
+    if errors:
+        where = "/" + "/".join(map(str, errors[0].absolute_path))
+        return Verdict(False, f"{where}: {errors[0].message}")
+    for pointer, want in request.stated:
+        found, got = _at_pointer(obj, pointer)
+        if not found or not _same_text(got, want):
+            return Verdict(False, f"{pointer} is {got!r}, the request states {want!r}")
+    return Verdict(True)
+
+
 # ---------------------------------------------------------------------------- the rule
 
 
 def check_answer(text: str, request: Request, *, reused_other: bool) -> Verdict:
     """Grade one served answer. `reused_other`: built from a cached answer to another prompt."""
+    if request.family == "structured":
+        if request.core and reused_other:
+            return Verdict(False, "another subject served from another prompt's answer")
+        return check_structured(text, request)
     if request.core:
         if reused_other:
             return Verdict(False, "core-meaning change served from another question's answer")

@@ -1,9 +1,11 @@
 """A fast deterministic stand-in for the local model (for developing the benchmark, not results).
 
 It answers linear equations with LaTeX-flavoured steps (a seeded share of them wrong or truncated),
-JSON requests with a fenced object (a seeded share with a missing key), anything else with a short
-sentence. Its latency is simulated from token counts (110 prompt tok/s, 15 completion tok/s), never
-slept. `HashEmbedder` is a cheap bag-of-words embedder for the same purpose.
+JSON requests with a fenced object (a seeded share with a missing key), a JSON Schema (passed to
+`complete_json`, or fenced in the prompt) with an object valid against it that holds the values
+the structured workload's prompt states, anything else with a short sentence. Its latency is
+simulated from token counts (110 prompt tok/s, 15 completion tok/s), never slept.
+`HashEmbedder` is a cheap bag-of-words embedder for the same purpose.
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from fractions import Fraction
+from typing import Any
 
+from stepcache_bench.structured import stated_values
 from stepcache_core import Backend, Completion, Embedder
 from stepcache_core.tasks.json import detect_json_spec
 from stepcache_core.tasks.linear import detect_linear
@@ -33,6 +37,39 @@ def _frac(v: Fraction) -> str:
 
 
 _SAMPLE = {"string": "Sample", "integer": 7, "number": 3.5, "boolean": True, "array": ["a"]}
+_FENCED_SCHEMA = re.compile(r"```json\n(\{.*\})\n```", re.S)
+
+
+def instance(schema: Mapping[str, Any], stated: Mapping[str, str], pointer: str = "") -> Any:
+    """A deterministic value valid against `schema` (the subset the benchmark's schemas use),
+    with `stated` values at their pointers. Keys that are JSON Pointers (a patch reply's) name
+    their own pointer."""
+    if pointer in stated:
+        return stated[pointer]
+    if "enum" in schema:
+        values = schema["enum"]
+        return values[_h(pointer) % len(values)]
+    kind = schema.get("type")
+    if kind == "object":
+        return {
+            key: instance(sub, stated, key if key.startswith("/") else f"{pointer}/{key}")
+            for key, sub in schema.get("properties", {}).items()
+        }
+    if kind == "array":
+        return [
+            instance(schema.get("items", {}), stated, f"{pointer}/{i}")
+            for i in range(max(1, schema.get("minItems", 1)))
+        ]
+    if kind in ("integer", "number"):
+        value: float = 7 if kind == "integer" else 3.5
+        value = max(value, schema.get("minimum", value))
+        return min(value, schema.get("maximum", value))
+    if kind == "boolean":
+        return True
+    if schema.get("format") == "date":
+        return "2026-03-14"
+    name = pointer.rsplit("/", 1)[-1].replace("_", " ") or "value"
+    return f"Sample {name}"[: schema.get("maxLength", 64)]
 
 
 class FakeModel(Backend):
@@ -50,8 +87,21 @@ class FakeModel(Backend):
             toks, finish = cap, "length"
         return Completion(text, _tokens(prompt), toks, finish)
 
+    def complete_json(
+        self, prompt: str, schema: Mapping[str, Any], max_tokens: int | None = None
+    ) -> Completion:
+        """Schema-constrained: always an object valid against `schema` (never truncated)."""
+        text = json.dumps(instance(schema, stated_values(prompt)))
+        return Completion(text, _tokens(prompt), _tokens(text), "stop")
+
     def _answer(self, prompt: str) -> str:
         h = _h(prompt)
+        fenced = _FENCED_SCHEMA.search(prompt)
+        if fenced is not None:
+            schema = json.loads(fenced.group(1))
+            if isinstance(schema, dict) and isinstance(schema.get("properties"), dict):
+                obj = instance(schema, stated_values(prompt))
+                return "```json\n" + json.dumps(obj, indent=2) + "\n```"
         lin = detect_linear(prompt)
         if lin is not None:
             v, sol = lin.variable, lin.solution

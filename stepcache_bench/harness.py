@@ -4,9 +4,10 @@ The memo table and its file live in `stepcache_bench.memo`; the arms and the mea
 stay here with `MemoBackend` as one accounting scheme: the latency an arm is charged is computed
 from the memo's own timings inside `serve_timed`.
 
-Greedy decoding is deterministic, so a backend call for an identical (prompt, max_tokens) is
-computed once per seed: `MemoBackend` stores its Completion and measured seconds, and every arm that
-makes the same call is charged those seconds and tokens. An arm's latency for a request is its own
+Greedy decoding is deterministic, so a backend call for an identical (prompt, max_tokens, schema)
+is computed once per seed (schema: the JSON Schema of a schema-constrained call, else none):
+`MemoBackend` stores its Completion and measured seconds, and every arm that makes the same call
+is charged those seconds and tokens. An arm's latency for a request is its own
 measured wall time minus the real time spent inside the memo (lookups or the one real call) plus
 the memoized backend seconds of the calls it made: five arms cost about one arm of model time.
 """
@@ -15,13 +16,13 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from stepcache_bench.checks import check_answer
-from stepcache_bench.memo import Memo, MemoTable
+from stepcache_bench.memo import Memo, MemoTable, schema_key
 from stepcache_bench.workload import Request
 from stepcache_core import (
     Backend,
@@ -70,7 +71,12 @@ class Call:
 
 
 class MemoBackend(Backend):
-    """One arm's view of the shared memo table; records the calls the arm makes."""
+    """One arm's view of the shared memo table; records the calls the arm makes.
+
+    `schemas` maps a request's prompt to the JSON Schema its answer is constrained to, the way
+    an app asks for structured output: `complete` of such a prompt decodes with the backend's
+    `complete_json` for every arm alike. A `complete_json` call (a StepCache patch) keeps its
+    own schema."""
 
     def __init__(
         self,
@@ -78,21 +84,36 @@ class MemoBackend(Backend):
         table: MemoTable,
         *,
         simulated_seconds: Callable[[Completion], float] | None = None,
+        schemas: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         self.inner = inner
         self.table = table
         self.name = inner.name
         self._simulated = simulated_seconds
+        self._schemas: Mapping[str, Mapping[str, Any]] = schemas or {}
         self._calls: list[Call] = []
 
     def complete(self, prompt: str, max_tokens: int | None = None) -> Completion:
+        return self._memoized(prompt, max_tokens, self._schemas.get(prompt))
+
+    def complete_json(
+        self, prompt: str, schema: Mapping[str, Any], max_tokens: int | None = None
+    ) -> Completion:
+        return self._memoized(prompt, max_tokens, schema)
+
+    def _memoized(
+        self, prompt: str, max_tokens: int | None, schema: Mapping[str, Any] | None
+    ) -> Completion:
         t0 = time.perf_counter()
-        key = (prompt, max_tokens)
+        key = (prompt, max_tokens, schema_key(schema))
         memo = self.table.get(key)
         computed = memo is None
         if memo is None:
             t1 = time.perf_counter()
-            completion = self.inner.complete(prompt, max_tokens)
+            if schema is None:
+                completion = self.inner.complete(prompt, max_tokens)
+            else:
+                completion = self.inner.complete_json(prompt, schema, max_tokens)
             seconds = time.perf_counter() - t1
             if self._simulated is not None:
                 seconds = self._simulated(completion)
@@ -408,11 +429,13 @@ def build_arms(
     semantic_min_similarity: float,
     simulated_seconds: Callable[[Completion], float] | None = None,
     arms: Sequence[str] = ARMS,
+    schemas: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> list[Arm]:
-    """Fresh arms for one seed, each with its own Chroma store under `store_dir`."""
+    """Fresh arms for one seed, each with its own Chroma store under `store_dir`; `schemas`:
+    the prompts answered with schema-constrained decoding (see `MemoBackend`)."""
 
     def memo() -> MemoBackend:
-        return MemoBackend(backend, table, simulated_seconds=simulated_seconds)
+        return MemoBackend(backend, table, simulated_seconds=simulated_seconds, schemas=schemas)
 
     def store(name: str) -> ChromaStore:
         return ChromaStore(

@@ -1,11 +1,13 @@
-"""The memo of model answers: (prompt, max_tokens) -> the completion and its measured seconds,
-kept as JSONL, plain (`.jsonl`) or gzip (`.jsonl.gz`, appended one gzip member per write).
+"""The memo of model answers: (prompt, max_tokens, schema) -> the completion and its measured
+seconds (schema: the JSON Schema of a schema-constrained call, else none; a row has a "schema"
+only for such a call, so older files load unchanged), kept as JSONL, plain (`.jsonl`) or gzip
+(`.jsonl.gz`, appended one gzip member per write).
 
     python -m stepcache_bench.memo compact memo.jsonl [more.jsonl ...] --out bench/memo.jsonl.gz
 
-`compact` merges memo files into one: one row per (model, prompt, max_tokens), the first row read
-winning (the one a run loading the same files in the same order uses), rows sorted, gzip written
-with a zero timestamp so the same rows give the same bytes.
+`compact` merges memo files into one: one row per (model, prompt, max_tokens, schema), the first
+row read winning (the one a run loading the same files in the same order uses), rows sorted,
+gzip written with a zero timestamp so the same rows give the same bytes.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import gzip
 import json
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -25,7 +27,13 @@ from stepcache_core import Completion
 #: The committed memo of the real model's answers that `make bench-full` replays.
 COMMITTED_MEMO = Path("bench/memo.jsonl.gz")
 
-MemoKey = tuple[str, int | None]
+#: (prompt, max_tokens, canonical JSON of the schema a constrained call decodes to, or None)
+MemoKey = tuple[str, int | None, str | None]
+
+
+def schema_key(schema: Mapping[str, Any] | None) -> str | None:
+    """The memo key's form of a constrained call's schema (None: an unconstrained call)."""
+    return None if schema is None else json.dumps(schema, sort_keys=True, ensure_ascii=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,8 +65,11 @@ def read_rows(path: Path) -> Iterator[dict[str, Any]]:
                 raise ValueError(f"{path}:{number}: not a memo row ({e})") from e
 
 
-def row_key(row: dict[str, Any]) -> tuple[str, str, int | None]:
-    return (row.get("model", ""), row["prompt"], row["max_tokens"])
+RowKey = tuple[str, str, int | None, str | None]
+
+
+def row_key(row: dict[str, Any]) -> RowKey:
+    return (row.get("model", ""), row["prompt"], row["max_tokens"], row.get("schema"))
 
 
 def write_rows(path: Path, rows: Sequence[dict[str, Any]]) -> None:
@@ -73,23 +84,24 @@ def write_rows(path: Path, rows: Sequence[dict[str, Any]]) -> None:
 
 
 def compact(paths: Sequence[Path]) -> list[dict[str, Any]]:
-    """One row per (model, prompt, max_tokens), the first read winning; sorted by that key."""
-    rows: dict[tuple[str, str, int | None], dict[str, Any]] = {}
+    """One row per (model, prompt, max_tokens, schema), the first read winning; sorted by that
+    key."""
+    rows: dict[RowKey, dict[str, Any]] = {}
     for path in paths:
         for row in read_rows(path):
             rows.setdefault(row_key(row), row)
 
-    def order(key: tuple[str, str, int | None]) -> tuple[str, int, str]:
-        model, prompt, max_tokens = key
-        return (model, -1 if max_tokens is None else max_tokens, prompt)
+    def order(key: RowKey) -> tuple[str, int, str, str]:
+        model, prompt, max_tokens, schema = key
+        return (model, -1 if max_tokens is None else max_tokens, prompt, schema or "")
 
     return [rows[k] for k in sorted(rows, key=order)]
 
 
 class MemoTable:
-    """(prompt, max_tokens) -> Memo, shared by every arm of a seed; optionally kept in a memo
-    file (`.jsonl` or `.jsonl.gz`): rows of `model` are loaded (the first of a key wins) and every
-    answer computed is appended.
+    """(prompt, max_tokens, schema) -> Memo, shared by every arm of a seed; optionally kept in a
+    memo file (`.jsonl` or `.jsonl.gz`): rows of `model` are loaded (the first of a key wins) and
+    every answer computed is appended.
 
     `loaded`: answers read from the file; `used_from_file`: distinct ones this run asked for;
     `computed`: answers the model computed in this run."""
@@ -105,7 +117,7 @@ class MemoTable:
         self.computed = 0
         if path is not None and path.exists():
             for row in read_rows(path):
-                key = (row["prompt"], row["max_tokens"])
+                key = (row["prompt"], row["max_tokens"], row.get("schema"))
                 if row.get("model") != model or key in self._table:
                     continue
                 c = Completion(
@@ -147,6 +159,7 @@ class MemoTable:
             "model": self._model,
             "prompt": key[0],
             "max_tokens": key[1],
+            **({"schema": key[2]} if key[2] is not None else {}),
             "text": c.text,
             "prompt_tokens": c.prompt_tokens,
             "completion_tokens": c.completion_tokens,

@@ -39,26 +39,35 @@ from stepcache_bench.hard import generate_hard_workload
 from stepcache_bench.harness import ARMS, Integrity, Record, build_arms, measure
 from stepcache_bench.memo import MemoTable
 from stepcache_bench.metrics import comparison, summarize, targets, targets_v1
+from stepcache_bench.structured import (
+    STRUCTURED_KINDS,
+    generate_structured_workload,
+    request_schemas,
+)
 from stepcache_bench.workload import DEFAULT_SEEDS, Workload, expected_count, generate_workload
 from stepcache_core import Backend, Embedder, MiniLMEmbedder
 
 log = logging.getLogger("stepcache.bench")
 
 QUICK_BASES = 2
-WORKLOADS: tuple[str, ...] = ("paper", "hard")
+WORKLOADS: tuple[str, ...] = ("paper", "hard", "structured")
+_GENERATORS = {
+    "paper": generate_workload,
+    "hard": generate_hard_workload,
+    "structured": generate_structured_workload,
+}
 
 
 def workloads_for(
     name: str, seeds: Sequence[int], bases: int, k: int
 ) -> list[tuple[str, Workload]]:
-    """(workload name, workload) per seed: `paper`, `hard` (the same bases, grammar variants) or
-    `all` (both, each served by fresh arms)."""
+    """(workload name, workload) per seed: `paper`, `hard` (the same bases, grammar variants),
+    `structured` (nested JSON Schema objects) or `all` (the three, each served by fresh arms)."""
     names = WORKLOADS if name == "all" else (name,)
     out = []
     for seed in seeds:
         for n in names:
-            make = generate_workload if n == "paper" else generate_hard_workload
-            out.append((n, make(seed, bases, k)))
+            out.append((n, _GENERATORS[n](seed, bases, k)))
     return out
 
 
@@ -89,7 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
         choices=(*WORKLOADS, "all"),
         default="paper",
         help="paper: the paper-shaped workload (default); hard: the same bases with variants "
-        "from the correctness grammar; all: both, reported on their own and together",
+        "from the correctness grammar; structured: objects matching nested JSON Schemas, "
+        "answered with schema-constrained decoding; all: the three, reported on their own "
+        "and together",
     )
     p.add_argument(
         "--backend",
@@ -298,6 +309,7 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> dict[str, Any]:
                 semantic_min_similarity=args.semantic_min_similarity,
                 simulated_seconds=simulated,
                 arms=args.arms,
+                schemas=request_schemas(w),
             )
             for b in w.bases:
                 for arm in arms:
@@ -337,6 +349,26 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> dict[str, Any]:
     return results
 
 
+def _derivation(workload: str, bases: int, k: int) -> str:
+    """How many evaluation requests a seed holds, per workload."""
+    names = WORKLOADS if workload == "all" else (workload,)
+    parts = []
+    for name in names:
+        if name == "structured":
+            n = len(STRUCTURED_KINDS)
+            parts.append(
+                f"structured: {bases} base prompts x {n} edit kinds x k={k} variants = "
+                f"{bases * n * k}"
+            )
+        else:
+            prefix = "" if len(names) == 1 else f"{name}: "
+            parts.append(
+                f"{prefix}2 families x {bases} base prompts x 4 perturbation kinds x "
+                f"k={k} variants = {expected_count(bases, k)}"
+            )
+    return "; ".join(parts)
+
+
 def _results(
     args: argparse.Namespace,
     argv: Sequence[str],
@@ -374,8 +406,7 @@ def _results(
             "bases_per_seed": len(workloads[0].bases) if workloads else 0,
             "total": sum(len(w.requests) for w in workloads),
             "counts_per_seed": dict(sorted(counts.items())),
-            "derivation": f"2 families x {bases} base prompts x 4 perturbation kinds x "
-            f"k={args.k} variants = {expected_count(bases, args.k)}",
+            "derivation": _derivation(args.workload, bases, args.k),
         },
         "config": {
             "max_tokens": args.max_tokens,
@@ -413,9 +444,10 @@ def _results(
         }
     results["notes"] = {
         "memo": (
-            "Greedy decoding is deterministic, so each distinct backend call (prompt, max_tokens) "
-            "was computed once per seed and its measured latency and tokens were charged to every "
-            "arm that made it; an arm's latency = its own measured cache overhead + the memoized "
+            "Greedy decoding is deterministic, so each distinct backend call (prompt, max_tokens, "
+            "and the schema of a schema-constrained call) was computed once per seed and its "
+            "measured latency and tokens were charged to every arm that made it; "
+            "an arm's latency = its own measured cache overhead + the memoized "
             f"backend seconds of its calls ({computed} model answers computed in this run"
             + (f", {from_memo} read from the memo file" if args.memo_file else "")
             + ")."
@@ -470,6 +502,20 @@ def _results(
             "minus, superscripts that cancel; a stop-word or non-ASCII key; graded by the "
             "checker against the meant equation or key set). Each workload is served by fresh "
             "arms and reported on its own and together."
+        ),
+        "structured": (
+            "The structured workload (--workload structured|all) asks for one JSON object "
+            "matching a nested JSON Schema fenced in the prompt (objects, arrays of objects, "
+            "enums; ten subjects such as an order with line items or a user profile with an "
+            "address), for a subject whose prose states one or two values "
+            "(stepcache_bench/structured.py). Variants per base: a rewording from the schema "
+            "task's lexicon, a field added, removed or renamed, a nested field added, an enum's "
+            "values replaced, and another subject (other stated values; a core change). Every "
+            "arm answers these prompts with the backend's schema-constrained decoding "
+            "(complete_json with the request's schema; llama.cpp turns it into a grammar), "
+            "memoized by prompt, max_tokens and schema. Graded by jsonschema validation of the "
+            "first object against the request's own schema and the stated values at their "
+            "pointers; another subject is also wrong when served from another prompt's answer."
         ),
         "paths": (
             "Non-StepCache arms: a cache hit counts as exact (same prompt) or reuse (another "

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Literal
 
-Family = Literal["math", "json"]
+Family = Literal["math", "json", "structured"]
 
 MATH_KINDS: tuple[str, ...] = ("rewording", "rename", "constants", "core")
 JSON_KINDS: tuple[str, ...] = ("rewording", "key_added", "key_removed_or_renamed", "core")
@@ -67,7 +67,11 @@ class Request:
     # json ground truth: required keys (exactly these) and their JSON types
     keys: tuple[str, ...] = ()
     types: tuple[tuple[str, str], ...] = ()
-    workload: str = "paper"  # which workload generated it: paper | hard
+    workload: str = "paper"  # which workload generated it: paper | hard | structured
+    # structured ground truth: the JSON Schema the answer must match (JSON text) and the values
+    # the prompt's prose states, by JSON Pointer
+    schema: str = ""
+    stated: tuple[tuple[str, str], ...] = ()
 
     @property
     def type_map(self) -> dict[str, str]:

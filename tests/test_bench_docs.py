@@ -23,7 +23,7 @@ README = "# A project\n\n<!-- bench:headline -->\nold figures\n<!-- /bench:headl
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One fake-backend run of both workloads into DIR/docs, DIR/README.md and DIR/memo.jsonl.gz."""
+    """One fake-backend run of all three workloads into DIR (docs, README.md, memo.jsonl.gz)."""
     root = tmp_path_factory.mktemp("bench-docs")
     (root / "README.md").write_text(README)
     args = ["--backend", "fake", "--embedder", "hash", "--bases", "1", "--k", "1"]
@@ -40,13 +40,13 @@ def _images(page: str) -> list[str]:
 
 def test_the_run_writes_a_results_file_per_workload_and_all(run_dir: Path) -> None:
     files = report.read_results(run_dir / "docs" / "results")
-    assert list(files) == ["all", "hard", "paper"]
-    for name in ("hard", "paper"):
+    assert list(files) == ["all", "hard", "paper", "structured"]
+    for name in ("hard", "paper", "structured"):
         assert files[name]["workload"] == name
         assert list(files[name]["arms"]) == list(ARMS)
         assert "p95_ratio" in files[name]["targets"]
     n = {name: files[name]["arms"]["stepcache"]["n"] for name in files}
-    assert n["all"] == n["hard"] + n["paper"] == files["all"]["requests"]["total"]
+    assert n["all"] == n["hard"] + n["paper"] + n["structured"] == files["all"]["requests"]["total"]
     # the p95 target is judged on paper only
     assert files["paper"]["targets"]["p95_ratio"]["pass"] is not None
     assert files["hard"]["targets"]["p95_ratio"]["pass"] is None
@@ -70,7 +70,7 @@ def test_page_plots_and_headline_are_a_pure_function_of_the_results_json(
     assert readme.endswith("\n<!-- /bench:headline -->\n\nMore.\n")  # the rest untouched
     for image in _images(page):
         assert (docs / image).stat().st_size > 0, image
-    assert len(_images(page)) == 4 * 3  # CDF, wrong served, paths, tokens: all, hard, paper
+    assert len(_images(page)) == 4 * 4  # CDF, wrong served, paths, tokens: all and each workload
 
     # re-render from the JSON files alone, elsewhere: the same page and README text
     (tmp_path / "results").mkdir()

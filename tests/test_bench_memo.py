@@ -23,16 +23,16 @@ def _memo(text: str, seconds: float = 1.0) -> Memo:
 def test_answers_appended_by_one_run_are_read_by_the_next(tmp_path: Path, name: str) -> None:
     path = tmp_path / name
     first = MemoTable(path, model=MODEL)
-    first.put(("Solve 2x = 4 for x.", 256), _memo("x = 2", 1.5))
-    first.put(("Solve 3x = 9 for x.", 256), _memo("x = 3", 2.5))
+    first.put(("Solve 2x = 4 for x.", 256, None), _memo("x = 2", 1.5))
+    first.put(("Solve 3x = 9 for x.", 256, None), _memo("x = 3", 2.5))
     second = MemoTable(path, model=MODEL)
-    second.put(("Solve 4x = 8 for x.", 256), _memo("x = 2", 0.5))  # appended to the same file
+    second.put(("Solve 4x = 8 for x.", 256, None), _memo("x = 2", 0.5))  # appended to the same file
     third = MemoTable(path, model=MODEL)
     assert third.loaded == 3 and third.computed == 0
-    got = third.get(("Solve 3x = 9 for x.", 256))
+    got = third.get(("Solve 3x = 9 for x.", 256, None))
     assert got is not None
     assert got.completion == Completion("x = 3", 3, 4, "stop") and got.seconds == 2.5
-    assert third.get(("Solve 3x = 9 for x.", 128)) is None  # max_tokens is part of the key
+    assert third.get(("Solve 3x = 9 for x.", 128, None)) is None  # max_tokens is part of the key
     assert third.used_from_file == 1
     if name.endswith(".gz"):
         assert path.read_bytes()[:2] == b"\x1f\x8b"
@@ -41,9 +41,9 @@ def test_answers_appended_by_one_run_are_read_by_the_next(tmp_path: Path, name: 
 
 def test_rows_of_another_model_are_not_loaded(tmp_path: Path) -> None:
     path = tmp_path / "memo.jsonl.gz"
-    MemoTable(path, model="other model").put(("Say hi.", 8), _memo("hi"))
+    MemoTable(path, model="other model").put(("Say hi.", 8, None), _memo("hi"))
     table = MemoTable(path, model=MODEL)
-    assert table.loaded == 0 and table.get(("Say hi.", 8)) is None
+    assert table.loaded == 0 and table.get(("Say hi.", 8, None)) is None
 
 
 def _row(prompt: str, text: str, seconds: float, model: str = MODEL) -> dict[str, object]:
@@ -62,7 +62,7 @@ def _row(prompt: str, text: str, seconds: float, model: str = MODEL) -> dict[str
 def test_the_first_row_of_a_key_wins_in_the_table_and_in_compaction(tmp_path: Path) -> None:
     path = tmp_path / "memo.jsonl"
     write_rows(path, [_row("b", "first", 1.0), _row("a", "x", 2.0), _row("b", "second", 9.0)])
-    got = MemoTable(path, model=MODEL).get(("b", 256))
+    got = MemoTable(path, model=MODEL).get(("b", 256, None))
     assert got is not None and got.completion.text == "first" and got.seconds == 1.0
     rows = compact([path])
     assert [(r["prompt"], r["text"]) for r in rows] == [("a", "x"), ("b", "first")]
