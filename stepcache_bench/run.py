@@ -59,15 +59,23 @@ _GENERATORS = {
 
 
 def workloads_for(
-    name: str, seeds: Sequence[int], bases: int, k: int
+    name: str,
+    seeds: Sequence[int],
+    bases: int,
+    k: int,
+    structured_size: tuple[int, int] | None = None,
 ) -> list[tuple[str, Workload]]:
     """(workload name, workload) per seed: `paper`, `hard` (the same bases, grammar variants),
-    `structured` (nested JSON Schema objects) or `all` (the three, each served by fresh arms)."""
+    `structured` (nested JSON Schema objects) or `all` (the three, each served by fresh arms).
+
+    `structured_size` (bases, k) sizes the structured workload on its own (its answers are long
+    constrained objects: ~8 s each here); None: the same `bases` and `k` as the others."""
     names = WORKLOADS if name == "all" else (name,)
     out = []
     for seed in seeds:
         for n in names:
-            out.append((n, _GENERATORS[n](seed, bases, k)))
+            b, kk = structured_size if n == "structured" and structured_size else (bases, k)
+            out.append((n, _GENERATORS[n](seed, b, kk)))
     return out
 
 
@@ -93,6 +101,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--bases", type=int, default=None, help="base prompts per family (default 10; --quick: 2)"
     )
     p.add_argument("--k", type=int, default=3, help="variants per perturbation kind (default 3)")
+    p.add_argument(
+        "--structured-size",
+        type=int,
+        nargs=2,
+        metavar=("BASES", "K"),
+        default=None,
+        help="subjects and variants per kind of the structured workload alone "
+        "(default: --bases and --k)",
+    )
     p.add_argument(
         "--workload",
         choices=(*WORKLOADS, "all"),
@@ -271,7 +288,8 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> dict[str, Any]:
         "%Y%m%dT%H%M%SZ"
     )
     out.mkdir(parents=True, exist_ok=True)
-    named = workloads_for(args.workload, seeds, bases, args.k)
+    structured_size = tuple(args.structured_size) if args.structured_size else None
+    named = workloads_for(args.workload, seeds, bases, args.k, structured_size)
     workloads = [w for _, w in named]
 
     backend, model_name, simulated = _backend(args)

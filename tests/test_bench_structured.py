@@ -22,7 +22,7 @@ from stepcache_bench.structured import (
     generate_structured_workload,
     request_schemas,
 )
-from stepcache_bench.workload import Request, Workload
+from stepcache_bench.workload import Request, Workload, generate_workload
 from stepcache_core import Completion, TaskRegistry
 
 
@@ -141,6 +141,12 @@ def test_workload_all_runs_the_three_workloads() -> None:
     named = workloads_for("all", [42], 1, 1)
     assert [n for n, _ in named] == ["paper", "hard", "structured"]
     assert workloads_for("structured", [42], 1, 1)[0][1] == generate_structured_workload(42, 1, 1)
+
+
+def test_the_structured_workload_can_be_sized_on_its_own() -> None:
+    named = dict(workloads_for("all", [42], 2, 3, structured_size=(1, 2)))
+    assert named["structured"] == generate_structured_workload(42, 1, 2)
+    assert named["paper"] == generate_workload(42, 2, 3)  # the others keep --bases and --k
 
 
 # ---------------------------------------------------------------------------- the backend
