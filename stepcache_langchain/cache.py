@@ -11,7 +11,7 @@ from langchain_core.language_models import BaseChatModel, BaseLLM
 from langchain_core.messages import AIMessage
 from langchain_core.outputs import ChatGeneration, Generation
 
-from stepcache_core import Result, StepCache
+from stepcache_core import Path, Result, StepCache
 from stepcache_core.exact import get_exact, put_exact
 from stepcache_langchain._prompt import Query, load_list, namespace_of, query_from_prompt, warned
 from stepcache_langchain.backend import LangChainBackend
@@ -21,6 +21,9 @@ from stepcache_langchain.exact import (
     more_than_text,
     to_payload,
 )
+
+#: Why an exact-only request went to the model (what the miss is counted with).
+_EXACT_MISS = "exact-only request (tools or response format bound): not cached, the model answers"
 
 
 @dataclass(eq=False)
@@ -66,7 +69,7 @@ class StepCacheLLMCache(BaseCache):
             if (query := query_from_prompt(prompt)) is None:
                 return None
             if exact_only_llm_string(llm_string):
-                return self._exact(query, llm_string)
+                return self._exact(prompt, query, llm_string)
             result = self.step_cache.lookup(query.text, **self._args(query, llm_string))
             return self._served(prompt, llm_string, result, query)
         return None
@@ -77,7 +80,7 @@ class StepCacheLLMCache(BaseCache):
             if (query := query_from_prompt(prompt)) is None:
                 return None
             if exact_only_llm_string(llm_string):
-                return self._exact(query, llm_string)
+                return self._exact(prompt, query, llm_string)
             result = await self.step_cache.alookup(query.text, **self._args(query, llm_string))
             return self._served(prompt, llm_string, result, query)
         return None
@@ -93,13 +96,14 @@ class StepCacheLLMCache(BaseCache):
                 return
             scope = query.scope(llm_string, self.tenant)
             payload = to_payload(return_val)
+            with self._lock:
+                asked = self._missed.pop((prompt, llm_string), None)
+            cost = _cost(return_val[0], asked)
             if exact_only_llm_string(llm_string) or more_than_text(return_val):
                 if payload is not None:  # lossless or not at all
-                    put_exact(self.step_cache, query.text, return_val[0].text, payload, **scope)
+                    text = return_val[0].text
+                    put_exact(self.step_cache, query.text, text, payload, **scope, **cost)
             else:  # without a lossless payload an exact repeat gets the text back
-                with self._lock:
-                    asked = self._missed.pop((prompt, llm_string), None)
-                cost = _cost(return_val[0], asked)
                 self.step_cache.put(
                     query.text, return_val[0].text, payload=payload, **scope, **cost
                 )
@@ -109,22 +113,31 @@ class StepCacheLLMCache(BaseCache):
     ) -> list[Generation] | None:
         """`result` as generations; on a miss, note when the model was asked (its seconds)."""
         if result is None:
-            with self._lock:  # at most 1024 misses await their answer: the oldest goes first
-                self._missed[(prompt, llm_string)] = time.monotonic()
-                if len(self._missed) > 1024:
-                    del self._missed[next(iter(self._missed))]
+            self._note_miss(prompt, llm_string)
         return None if result is None else _generations(result, query)
+
+    def _note_miss(self, prompt: str, llm_string: str) -> None:
+        """Note when the model was asked for `prompt`: `update` stores the seconds it took."""
+        with self._lock:  # at most 1024 misses await their answer: the oldest goes first
+            self._missed[(prompt, llm_string)] = time.monotonic()
+            if len(self._missed) > 1024:
+                del self._missed[next(iter(self._missed))]
 
     def clear(self, *, llm_string: str | None = None, **kwargs: Any) -> None:
         """Delete this tenant's entries; `llm_string` limits it to one model's answers."""
         namespace = None if llm_string is None else namespace_of(llm_string)
         self.step_cache.clear(namespace=namespace, tenant=self.tenant)
 
-    def _exact(self, query: Query, llm_string: str) -> list[Generation] | None:
+    def _exact(self, prompt: str, query: Query, llm_string: str) -> list[Generation] | None:
         """The stored answer of this very exact-only request (tools or a response format bound),
-        unchanged but for ``generation_info["stepcache"]``; else None: the model answers."""
-        found = get_exact(self.step_cache, query.text, **query.scope(llm_string, self.tenant))
+        unchanged but for ``generation_info["stepcache"]``; else None: the model answers. Both
+        are counted (`stats()`, the store's counters): a hit as ``exact``, else a ``miss``."""
+        scope = query.scope(llm_string, self.tenant)
+        found = get_exact(self.step_cache, query.text, **scope)
         if found is None or found.payload is None:
+            missed = Result("", Path.MISS, reason=_EXACT_MISS)
+            self.step_cache.record(missed, namespace=scope["namespace"], tenant=self.tenant)
+            self._note_miss(prompt, llm_string)
             return None
         meta = {"stepcache": found.summary()}
         return [_with_meta(g, meta) for g in from_payload(found.payload)]

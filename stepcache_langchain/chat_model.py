@@ -190,7 +190,10 @@ class StepCacheChatModel(BaseChatModel):
                 put_exact(self.step_cache, text, message.text, payload, **scope)
             else:
                 why += " (not stored: it does not serialize losslessly)"
-        return _reply(message, passed_through(why))
+        result = passed_through(why)
+        with warned("counting failed"):
+            self.step_cache.record(result, namespace=scope["namespace"], tenant=scope["tenant"])
+        return _reply(message, result)
 
     def _prepare(
         self, messages: list[BaseMessage], run_manager: Any, **kwargs: Any

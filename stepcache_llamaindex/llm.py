@@ -403,8 +403,14 @@ class StepCacheLLM(LLM):
         payload = encode(answer)
         with suppress(Exception):
             if payload is not None:
-                put_exact(self.cache, key["prompt"], "", payload, **_scope(key))
-        return passed_through(why if payload else f"{why} (not stored: not lossless)")
+                put_exact(
+                    self.cache, key["prompt"], "", payload,
+                    namespace=key["namespace"], tenant=key["tenant"],
+                )  # fmt: skip
+        result = passed_through(why if payload else f"{why} (not stored: not lossless)")
+        with suppress(Exception):
+            self.cache.record(result, **_scope(key))
+        return result
 
     def _exact(self, key: dict[str, str], call: Callable[[], R]) -> R:
         if (stored := self._stored(key)) is not None:
