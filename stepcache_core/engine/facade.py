@@ -312,6 +312,14 @@ class StepCache:
         self._writer.forget_all()
         return self.store.clear(namespace=namespace, tenant=tenant)
 
+    def clear_counters(self, namespace: str | None = None, tenant: str | None = None) -> None:
+        """Reset the store's traffic counters (all, or of one namespace and/or tenant) to zero
+        for every process: `store_stats` then counts only later requests. This process's
+        pending counts are written first (and so reset too); `stats()`'s own counts since this
+        object was made are kept."""
+        self.flush()
+        self.store.clear_counters(namespace=namespace, tenant=tenant)
+
     def flush(self, timeout: float | None = None) -> None:
         """Wait until the answers stored in the background are written."""
         self._writer.flush(timeout)
