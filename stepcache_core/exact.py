@@ -13,12 +13,35 @@ from stepcache_core.engine import StepCache
 from stepcache_core.store import Entry, entry_key
 from stepcache_core.types import Path, Result
 
+#: Why an exact-only request not in the cache goes to the caller's model.
+NOT_CACHED = "exact-only request (tools or response format bound): not cached, the model answers"
+
 
 def get_exact(
-    cache: StepCache, prompt: str, *, namespace: str, tenant: str = "", context: str = ""
+    cache: StepCache,
+    prompt: str,
+    *,
+    namespace: str,
+    tenant: str = "",
+    context: str = "",
+    count_miss: bool = False,
 ) -> Result | None:
     """The stored answer of this very request (with its payload), counted as an exact hit;
-    None (not counted) when there is none."""
+    None when there is none, counted as a miss with `count_miss` (the caller's model answers
+    and the adapter sees no more of it)."""
+    found = _stored(cache, prompt, namespace, tenant, context)
+    if found is None:
+        if count_miss:
+            cache.record(
+                Result("", Path.MISS, reason=NOT_CACHED), namespace=namespace, tenant=tenant
+            )
+        return None
+    return found
+
+
+def _stored(
+    cache: StepCache, prompt: str, namespace: str, tenant: str, context: str
+) -> Result | None:
     entry = cache.store.get(entry_key(namespace, tenant, context, prompt))
     if entry is None or entry.payload is None:
         return None
@@ -62,7 +85,17 @@ def put_exact(
     return entry
 
 
-def passed_through(reason: str) -> Result:
-    """What adapters report (and count, `StepCache.record`) for an exact-only request the model
-    answered (`reason`: why)."""
-    return Result("", Path.MISS, backend_calls=1, reason=reason)
+def passed_through(
+    reason: str,
+    cache: StepCache | None = None,
+    *,
+    namespace: str = "default",
+    tenant: str = "",
+    context: str = "",
+) -> Result:
+    """What adapters report for an exact-only request their model answered (`reason`: why),
+    counted in `cache` when given (`StepCache.record`; `context` is not part of the counters)."""
+    result = Result("", Path.MISS, backend_calls=1, reason=reason)
+    if cache is not None:
+        cache.record(result, namespace=namespace, tenant=tenant)
+    return result

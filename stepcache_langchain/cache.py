@@ -11,7 +11,7 @@ from langchain_core.language_models import BaseChatModel, BaseLLM
 from langchain_core.messages import AIMessage
 from langchain_core.outputs import ChatGeneration, Generation
 
-from stepcache_core import Path, Result, StepCache
+from stepcache_core import Result, StepCache
 from stepcache_core.exact import get_exact, put_exact
 from stepcache_langchain._prompt import Query, load_list, namespace_of, query_from_prompt, warned
 from stepcache_langchain.backend import LangChainBackend
@@ -21,9 +21,6 @@ from stepcache_langchain.exact import (
     more_than_text,
     to_payload,
 )
-
-#: Why an exact-only request went to the model (what the miss is counted with).
-_EXACT_MISS = "exact-only request (tools or response format bound): not cached, the model answers"
 
 
 @dataclass(eq=False)
@@ -98,30 +95,23 @@ class StepCacheLLMCache(BaseCache):
             payload = to_payload(return_val)
             with self._lock:
                 asked = self._missed.pop((prompt, llm_string), None)
-            cost = _cost(return_val[0], asked)
+            cost, text = _cost(return_val[0], asked), return_val[0].text
             if exact_only_llm_string(llm_string) or more_than_text(return_val):
                 if payload is not None:  # lossless or not at all
-                    text = return_val[0].text
                     put_exact(self.step_cache, query.text, text, payload, **scope, **cost)
             else:  # without a lossless payload an exact repeat gets the text back
-                self.step_cache.put(
-                    query.text, return_val[0].text, payload=payload, **scope, **cost
-                )
+                self.step_cache.put(query.text, text, payload=payload, **scope, **cost)
 
     def _served(
         self, prompt: str, llm_string: str, result: Result | None, query: Query
     ) -> list[Generation] | None:
         """`result` as generations; on a miss, note when the model was asked (its seconds)."""
         if result is None:
-            self._note_miss(prompt, llm_string)
+            with self._lock:  # at most 1024 misses await their answer: the oldest goes first
+                self._missed[(prompt, llm_string)] = time.monotonic()
+                if len(self._missed) > 1024:
+                    del self._missed[next(iter(self._missed))]
         return None if result is None else _generations(result, query)
-
-    def _note_miss(self, prompt: str, llm_string: str) -> None:
-        """Note when the model was asked for `prompt`: `update` stores the seconds it took."""
-        with self._lock:  # at most 1024 misses await their answer: the oldest goes first
-            self._missed[(prompt, llm_string)] = time.monotonic()
-            if len(self._missed) > 1024:
-                del self._missed[next(iter(self._missed))]
 
     def clear(self, *, llm_string: str | None = None, **kwargs: Any) -> None:
         """Delete this tenant's entries; `llm_string` limits it to one model's answers."""
@@ -133,12 +123,9 @@ class StepCacheLLMCache(BaseCache):
         unchanged but for ``generation_info["stepcache"]``; else None: the model answers. Both
         are counted (`stats()`, the store's counters): a hit as ``exact``, else a ``miss``."""
         scope = query.scope(llm_string, self.tenant)
-        found = get_exact(self.step_cache, query.text, **scope)
+        found = get_exact(self.step_cache, query.text, **scope, count_miss=True)
         if found is None or found.payload is None:
-            missed = Result("", Path.MISS, reason=_EXACT_MISS)
-            self.step_cache.record(missed, namespace=scope["namespace"], tenant=self.tenant)
-            self._note_miss(prompt, llm_string)
-            return None
+            return self._served(prompt, llm_string, None, query)  # the model answers
         meta = {"stepcache": found.summary()}
         return [_with_meta(g, meta) for g in from_payload(found.payload)]
 

@@ -190,10 +190,7 @@ class StepCacheChatModel(BaseChatModel):
                 put_exact(self.step_cache, text, message.text, payload, **scope)
             else:
                 why += " (not stored: it does not serialize losslessly)"
-        result = passed_through(why)
-        with warned("counting failed"):
-            self.step_cache.record(result, namespace=scope["namespace"], tenant=scope["tenant"])
-        return _reply(message, result)
+        return _reply(message, passed_through(why, self.step_cache, **scope))
 
     def _prepare(
         self, messages: list[BaseMessage], run_manager: Any, **kwargs: Any
