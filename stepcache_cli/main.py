@@ -111,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--api-key", help="default: a random key, printed at start")
     for name, helptext in (
         ("stats", "traffic counts: paths, tasks, tokens spent and saved"),
-        ("clear", "delete entries"),
+        ("clear", "delete entries and reset the traffic counters"),
     ):
         cmd = sub.add_parser(name, help=helptext)
         cmd.add_argument(

@@ -68,7 +68,8 @@ def render_table(counts: dict[str, Any]) -> str:
 
 
 def clear(args: argparse.Namespace) -> int:
-    """Delete the entries in scope after a yes on the terminal (or with ``--yes``)."""
+    """Delete the entries in scope and reset their traffic counters (`stepcache stats`) after a
+    yes on the terminal (or with ``--yes``)."""
     cache, path = open_cache(args.store)
     scope = ", ".join(
         f"{name} {value!r}"
@@ -84,5 +85,7 @@ def clear(args: argparse.Namespace) -> int:
         if sys.stdin.readline().strip().lower() not in ("y", "yes"):
             print("nothing deleted", file=sys.stderr)
             return 1
-    print(f"deleted {cache.clear(namespace=args.namespace, tenant=args.tenant)} entries")
+    deleted = cache.clear(namespace=args.namespace, tenant=args.tenant)
+    cache.clear_counters(namespace=args.namespace, tenant=args.tenant)
+    print(f"deleted {deleted} entries and reset the traffic counters")
     return 0

@@ -71,7 +71,7 @@ class StepCacheLLMCache(BaseCache):
                 return None
             exact, llm_string = exact_only_llm_string(llm_string), with_call_arguments(llm_string)
             if exact:
-                return self._exact(query, llm_string)
+                return self._exact(prompt, query, llm_string)
             result = self.step_cache.lookup(query.text, **self._args(query, llm_string))
             return self._served(prompt, llm_string, result, query)
         return None
@@ -83,7 +83,7 @@ class StepCacheLLMCache(BaseCache):
                 return None
             exact, llm_string = exact_only_llm_string(llm_string), with_call_arguments(llm_string)
             if exact:
-                return self._exact(query, llm_string)
+                return self._exact(prompt, query, llm_string)
             result = await self.step_cache.alookup(query.text, **self._args(query, llm_string))
             return self._served(prompt, llm_string, result, query)
         return None
@@ -110,16 +110,14 @@ class StepCacheLLMCache(BaseCache):
                 return
             scope = query.scope(keyed, self.tenant)
             payload = to_payload(return_val)
+            with self._lock:
+                asked = self._missed.pop((prompt, keyed), None)
+            cost, text = _cost(return_val[0], asked), return_val[0].text
             if exact_only_llm_string(llm_string) or more_than_text(return_val):
                 if payload is not None:  # lossless or not at all
-                    put_exact(self.step_cache, query.text, return_val[0].text, payload, **scope)
+                    put_exact(self.step_cache, query.text, text, payload, **scope, **cost)
             else:  # without a lossless payload an exact repeat gets the text back
-                with self._lock:
-                    asked = self._missed.pop((prompt, keyed), None)
-                cost = _cost(return_val[0], asked)
-                self.step_cache.put(
-                    query.text, return_val[0].text, payload=payload, **scope, **cost
-                )
+                self.step_cache.put(query.text, text, payload=payload, **scope, **cost)
 
     def _served(
         self, prompt: str, llm_string: str, result: Result | None, query: Query
@@ -137,12 +135,14 @@ class StepCacheLLMCache(BaseCache):
         namespace = None if llm_string is None else namespace_of(llm_string)
         self.step_cache.clear(namespace=namespace, tenant=self.tenant)
 
-    def _exact(self, query: Query, llm_string: str) -> list[Generation] | None:
+    def _exact(self, prompt: str, query: Query, llm_string: str) -> list[Generation] | None:
         """The stored answer of this very exact-only request (tools or a response format bound),
-        unchanged but for ``generation_info["stepcache"]``; else None: the model answers."""
-        found = get_exact(self.step_cache, query.text, **query.scope(llm_string, self.tenant))
+        unchanged but for ``generation_info["stepcache"]``; else None: the model answers. Both
+        are counted (`stats()`, the store's counters): a hit as ``exact``, else a ``miss``."""
+        scope = query.scope(llm_string, self.tenant)
+        found = get_exact(self.step_cache, query.text, **scope, count_miss=True)
         if found is None or found.payload is None:
-            return None
+            return self._served(prompt, llm_string, None, query)  # the model answers
         meta = {"stepcache": found.summary()}
         return [_with_meta(g, meta) for g in from_payload(found.payload)]
 

@@ -190,7 +190,7 @@ class StepCacheChatModel(BaseChatModel):
                 put_exact(self.step_cache, text, message.text, payload, **scope)
             else:
                 why += " (not stored: it does not serialize losslessly)"
-        return _reply(message, passed_through(why))
+        return _reply(message, passed_through(why, self.step_cache, **scope))
 
     def _prepare(
         self, messages: list[BaseMessage], run_manager: Any, **kwargs: Any

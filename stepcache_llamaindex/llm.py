@@ -442,7 +442,7 @@ class StepCacheLLM(LLM):
         with suppress(Exception):
             if payload is not None:
                 put_exact(self.cache, key["prompt"], "", payload, **_scope(key))
-        return passed_through(why if payload else f"{why} (not stored: not lossless)")
+        return passed_through(why if payload else f"{why} (not stored)", self.cache, **_scope(key))
 
     def _exact(self, key: dict[str, str], call: Callable[[], R]) -> R:
         if (stored := self._stored(key)) is not None:
@@ -590,7 +590,7 @@ class StepCacheFunctionCallingLLM(StepCacheLLM, FunctionCallingLLM):
         return cast(FunctionCallingLLM, self.llm).get_tool_calls_from_response(*args, **kwargs)
 
 
-def _scope(key: dict[str, str]) -> dict[str, str]:
+def _scope(key: dict[str, str]) -> dict[str, Any]:
     return {"namespace": key["namespace"], "tenant": key["tenant"]}
 
 

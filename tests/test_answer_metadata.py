@@ -89,6 +89,44 @@ def test_global_cache_misses_are_counted(cache: StepCache) -> None:
     assert stats["store"]["paths"]["miss"] == 2
 
 
+def test_global_cache_counts_exact_only_requests(cache: StepCache) -> None:
+    """Tools bound: the global cache serves the very same request only, and counts it (a miss,
+    then an exact hit that saved what the model spent), in this process and in the store."""
+    tools = [{"type": "function", "function": {"name": "search", "parameters": {}}}]
+    usage = UsageMetadata(input_tokens=7, output_tokens=5, total_tokens=12)
+    call = {"name": "search", "args": {"q": "weather in Paris"}, "id": "c1"}
+    reply = AIMessage("", tool_calls=[call], usage_metadata=usage)
+    model = GenericFakeChatModel(messages=iter([reply]))
+    set_llm_cache(StepCacheLLMCache(cache))
+    try:
+        first = model.invoke("What is the weather in Paris?", tools=tools)
+        cache.flush()
+        again = model.invoke("What is the weather in Paris?", tools=tools)  # model spent: a hit
+    finally:
+        set_llm_cache(None)
+    assert again.tool_calls == first.tool_calls
+    stats = cache.stats()
+    assert stats["requests"] == 2 and stats["paths"]["miss"] == 1 and stats["paths"]["exact"] == 1
+    assert stats["tokens_saved"] == 12
+    store = stats["store"]
+    assert store["requests"] == 2 and store["paths"]["exact"] == 1 and store["tokens_saved"] == 12
+
+
+def test_chat_model_counts_exact_only_requests(cache: StepCache) -> None:
+    tools = [{"type": "function", "function": {"name": "search", "parameters": {}}}]
+    call = {"name": "search", "args": {"q": "weather in Paris"}, "id": "c1"}
+    model = StepCacheChatModel(
+        model=GenericFakeChatModel(messages=iter([AIMessage("", tool_calls=[call])])),
+        step_cache=cache,
+    )
+    model.invoke("What is the weather in Paris?", tools=tools)
+    cache.flush()
+    model.invoke("What is the weather in Paris?", tools=tools)
+    stats = cache.stats()
+    assert stats["paths"]["miss"] == 1 and stats["paths"]["exact"] == 1
+    assert stats["backend_calls"] == 1 and stats["store"]["paths"]["exact"] == 1
+
+
 def test_one_debug_line_per_request_with_path_reason_task_and_timings(
     cache: StepCache, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import logging
 import subprocess
 import sys
@@ -139,8 +140,18 @@ def test_clear_refuses_without_a_terminal_unless_yes(
     )
     assert entries(store) == 2
     assert main(["clear", "--yes", "--store", str(store)]) == 0
-    assert capsys.readouterr().out.strip() == "deleted 2 entries"
+    assert capsys.readouterr().out.strip() == "deleted 2 entries and reset the traffic counters"
     assert entries(store) == 0
+
+
+def test_clear_resets_the_traffic_counters(store: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ChromaStore(store).add_counters("default", "", {"requests": 4, "path.exact": 3})
+    ChromaStore(store).add_counters("other", "", {"requests": 2})
+    assert main(["clear", "--yes", "--namespace", "default", "--store", str(store)]) == 0
+    capsys.readouterr()
+    assert main(["stats", "--json", "--store", str(store)]) == 0
+    counts = json.loads(capsys.readouterr().out)
+    assert counts["requests"] == 2 and counts["paths"]["exact"] == 0
 
 
 class Terminal(io.StringIO):

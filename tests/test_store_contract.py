@@ -220,6 +220,38 @@ def test_concurrent_counter_adds_are_all_kept(store: StepStore) -> None:
     assert store.counters("ns")["requests"] == 40
 
 
+def test_clear_counters_resets_the_scope_asked_and_keeps_counting(store: StepStore) -> None:
+    store.add_counters("ns", "", {"requests": 3, "backend_seconds": 0.1})
+    store.add_counters("ns", "bob", {"requests": 2})
+    store.add_counters("other", "", {"requests": 5})
+    store.clear_counters("ns")
+    assert store.counters("ns") == {}
+    assert store.counters("other") == {"requests": 5}
+    store.add_counters("ns", "", {"requests": 1, "backend_seconds": 0.2})  # the same writer
+    assert store.counters("ns") == {"requests": 1, "backend_seconds": 0.2}
+    store.clear_counters(tenant="bob")  # nothing of bob's since: still nothing
+    store.clear_counters()
+    assert store.counters() == {}
+    store.add_counters("other", "", {"requests": 4})
+    assert store.counters() == {"requests": 4}
+
+
+def test_chroma_counter_reset_holds_against_writers_still_running(tmp_path: Path) -> None:
+    """Another process's store object keeps its running total and writes it whole: a reset
+    from elsewhere must not bring its earlier counts back on its next write."""
+    running = ChromaStore(tmp_path / "chroma", embedder_name="test-8d")
+    clearing = ChromaStore(tmp_path / "chroma", embedder_name="test-8d")
+    for _ in range(3):
+        running.add_counters("ns", "", {"requests": 1, "tokens_saved": 10})
+    clearing.clear_counters()
+    assert clearing.counters() == {}
+    running.add_counters("ns", "", {"requests": 1})
+    assert clearing.counters() == running.counters() == {"requests": 1}
+    clearing.clear_counters("ns")  # a second reset replaces the first
+    running.add_counters("ns", "", {"requests": 2})
+    assert clearing.counters("ns") == {"requests": 2}
+
+
 def test_chroma_keeps_one_counter_row_per_store_object_and_scope(tmp_path: Path) -> None:
     first = ChromaStore(tmp_path / "chroma", embedder_name="test-8d")
     second = ChromaStore(tmp_path / "chroma", embedder_name="test-8d")  # another process, say

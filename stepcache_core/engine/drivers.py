@@ -418,23 +418,34 @@ class Drivers:
         return result
 
     def _count(self, req: Request, result: Result | None) -> None:
-        """Count the request in this process (`paths`, `counters`) and in the store's counters
-        of its scope (written in the background by the writer)."""
-        path = Path.MISS.value if result is None else result.path.value
-        task = None if result is None else result.task
+        """Count the request in this process and in the store's counters of its scope; a lookup
+        that found nothing (`result` None) counts as a miss with what the backend spent."""
+        if result is None:
+            usage = req.usage
+            result = Result(
+                "", Path.MISS, prompt_tokens=usage.prompt_tokens,
+                completion_tokens=usage.completion_tokens, backend_calls=usage.calls,
+                timings={"backend": usage.seconds},
+            )  # fmt: skip
+        self.count(req.namespace, req.tenant, result)
+
+    def count(self, namespace: str, tenant: str, result: Result) -> None:
+        """Count one served request in this process (`paths`, `counters`) and in the store's
+        counters of (`namespace`, `tenant`), written in the background by the writer."""
+        path = result.path.value
         counts = {
             "requests": 1,
             f"path.{path}": 1,
-            "backend_calls": req.usage.calls,
-            "prompt_tokens": req.usage.prompt_tokens,
-            "completion_tokens": req.usage.completion_tokens,
-            "backend_seconds": req.usage.seconds,
-            "fallbacks": int(result is not None and result.fallback_used),
-            "tokens_saved": 0 if result is None else result.tokens_saved,
-            "seconds_saved": 0.0 if result is None else result.seconds_saved,
+            "backend_calls": result.backend_calls,
+            "prompt_tokens": result.prompt_tokens,
+            "completion_tokens": result.completion_tokens,
+            "backend_seconds": float(result.timings.get("backend", 0.0)),
+            "fallbacks": int(result.fallback_used),
+            "tokens_saved": result.tokens_saved,
+            "seconds_saved": result.seconds_saved,
         }
-        if task is not None:
-            counts[f"task.{task}.{path}"] = 1
+        if result.task is not None:
+            counts[f"task.{result.task}.{path}"] = 1
         self.paths[path] += 1
         for key in ("backend_calls", "prompt_tokens", "completion_tokens", "fallbacks"):
             self.counters[key] += int(counts[key])
@@ -442,7 +453,7 @@ class Drivers:
         for key in ("seconds_saved", "backend_seconds"):  # kept in ms: a Counter counts ints
             self.counters[f"{key}_ms"] += round(counts[key] * 1000)
         try:
-            self.writer.count(req.namespace, req.tenant, counts)
+            self.writer.count(namespace, tenant, counts)
         except Exception as exc:  # e.g. at interpreter exit: the counts are lost, not the call
             self.warnings.warning("counters", "stepcache: counting failed: %r", exc)
 

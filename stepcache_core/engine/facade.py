@@ -300,11 +300,25 @@ class StepCache:
         log.info("stepcache: not storing an answer its task proves wrong (%s)", task.name)
         return None
 
+    def record(self, result: Result, *, namespace: str = "default", tenant: str = "") -> None:
+        """Count a request answered outside the request flow in `stats()` and the store's
+        counters, as the flow counts its own: the adapters' exact-only requests (tools or a
+        response format bound), served by `stepcache_core.exact` or passed to the model."""
+        self._drivers.count(namespace, tenant, result)
+
     def clear(self, namespace: str | None = None, tenant: str | None = None) -> int:
         """Delete cached entries (all, or of one namespace and/or tenant); return how many."""
         self.flush()  # a write still pending would otherwise land after the clear
         self._writer.forget_all()
         return self.store.clear(namespace=namespace, tenant=tenant)
+
+    def clear_counters(self, namespace: str | None = None, tenant: str | None = None) -> None:
+        """Reset the store's traffic counters (all, or of one namespace and/or tenant) to zero
+        for every process: `store_stats` then counts only later requests. This process's
+        pending counts are written first (and so reset too); `stats()`'s own counts since this
+        object was made are kept."""
+        self.flush()
+        self.store.clear_counters(namespace=namespace, tenant=tenant)
 
     def flush(self, timeout: float | None = None) -> None:
         """Wait until the answers stored in the background are written."""

@@ -155,7 +155,10 @@ def request_flow(req: Request, cfg: CacheConfig, tasks: TaskRegistry) -> Flow:
     path = Path.SKIP if refusals else Path.MISS
     if not req.can_generate:
         return None
-    reason = "; ".join(refusals) if refusals else "no cached request of this task nearby"
+    # Each candidate refused for the same words reads once.
+    reason = (
+        "; ".join(dict.fromkeys(refusals)) if refusals else "no cached request of this task nearby"
+    )
     return (yield from _generate_verified(req, cfg, task, spec, vector, path, reason))
 
 

@@ -40,6 +40,12 @@ class InMemoryStore(StepStore):
                     total.update(counts)
         return dict(total)
 
+    def clear_counters(self, namespace: str | None = None, tenant: str | None = None) -> None:
+        with self._lock:
+            for ns, te in list(self._counts):
+                if namespace in (None, ns) and tenant in (None, te):
+                    del self._counts[(ns, te)]
+
     def get(self, key: str) -> Entry | None:
         with self._lock:
             found = self._entries.get(key)

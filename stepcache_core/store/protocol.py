@@ -52,3 +52,9 @@ class StepStore(ABC):
     def counters(self, namespace: str | None = None, tenant: str | None = None) -> dict[str, float]:
         """The sums of every count added (of `namespace` and/or `tenant` when given)."""
         return {}
+
+    def clear_counters(self, namespace: str | None = None, tenant: str | None = None) -> None:
+        """Reset the traffic counters (of `namespace` and/or `tenant` when given) to zero: later
+        reads count only what is added afterwards, by any process. A store without counters
+        has nothing to reset."""
+        return None

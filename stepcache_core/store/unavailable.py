@@ -45,6 +45,9 @@ class UnavailableStore(StepStore):
     def counters(self, namespace: str | None = None, tenant: str | None = None) -> dict[str, float]:
         raise self._fail()
 
+    def clear_counters(self, namespace: str | None = None, tenant: str | None = None) -> None:
+        raise self._fail()
+
     def clear(self, namespace: str | None = None, tenant: str | None = None) -> int:
         raise self._fail()
 

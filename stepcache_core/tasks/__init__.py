@@ -14,6 +14,7 @@ from stepcache_core.tasks.json import JsonObjectTask, JsonSpec
 from stepcache_core.tasks.linear import LinearEquationTask, LinearSpec
 from stepcache_core.tasks.registry import TaskRegistry
 from stepcache_core.tasks.schema import JsonSchemaTask, SchemaSpec, schema_request
+from stepcache_core.tasks.understanding import Mask
 
 __all__ = [
     "PASS",
@@ -27,6 +28,7 @@ __all__ = [
     "JsonSpec",
     "LinearEquationTask",
     "LinearSpec",
+    "Mask",
     "PatchRequest",
     "SchemaSpec",
     "Task",
