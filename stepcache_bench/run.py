@@ -27,7 +27,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -63,20 +63,37 @@ def workloads_for(
     seeds: Sequence[int],
     bases: int,
     k: int,
-    structured_size: tuple[int, int] | None = None,
+    sizes: Mapping[str, tuple[int, int]] | None = None,
 ) -> list[tuple[str, Workload]]:
     """(workload name, workload) per seed: `paper`, `hard` (the same bases, grammar variants),
     `structured` (nested JSON Schema objects) or `all` (the three, each served by fresh arms).
 
-    `structured_size` (bases, k) sizes the structured workload on its own (its answers are long
-    constrained objects: ~8 s each here); None: the same `bases` and `k` as the others."""
+    `sizes` gives a workload its own (bases, k) (a workload missing from it: `bases` and `k`), so
+    one run can hold the paper workload whole and the others at the size the model time allows."""
     names = WORKLOADS if name == "all" else (name,)
     out = []
     for seed in seeds:
         for n in names:
-            b, kk = structured_size if n == "structured" and structured_size else (bases, k)
+            b, kk = (sizes or {}).get(n, (bases, k))
             out.append((n, _GENERATORS[n](seed, b, kk)))
     return out
+
+
+def _sizes(p: argparse.ArgumentParser, given: list[list[str]]) -> dict[str, tuple[int, int]]:
+    """`--size WORKLOAD BASES K` arguments as {workload: (bases, k)}; bad ones are usage errors."""
+    sizes = {}
+    for name, bases, k in given:
+        if (
+            name not in WORKLOADS
+            or not (bases.isdigit() and k.isdigit())
+            or 0 in (int(bases), int(k))
+        ):
+            p.error(
+                f"--size {name} {bases} {k}: expected one of {', '.join(WORKLOADS)} and two "
+                "positive integers"
+            )
+        sizes[name] = (int(bases), int(k))
+    return sizes
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -102,13 +119,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--k", type=int, default=3, help="variants per perturbation kind (default 3)")
     p.add_argument(
-        "--structured-size",
-        type=int,
-        nargs=2,
-        metavar=("BASES", "K"),
-        default=None,
-        help="subjects and variants per kind of the structured workload alone "
-        "(default: --bases and --k)",
+        "--size",
+        nargs=3,
+        action="append",
+        metavar=("WORKLOAD", "BASES", "K"),
+        default=[],
+        help="one workload's own base prompts per family and variants per kind "
+        "(repeatable; default: --bases and --k), e.g. --size structured 5 2",
     )
     p.add_argument(
         "--workload",
@@ -288,8 +305,8 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> dict[str, Any]:
         "%Y%m%dT%H%M%SZ"
     )
     out.mkdir(parents=True, exist_ok=True)
-    structured_size = tuple(args.structured_size) if args.structured_size else None
-    named = workloads_for(args.workload, seeds, bases, args.k, structured_size)
+    sizes = _sizes(build_parser(), args.size)
+    named = workloads_for(args.workload, seeds, bases, args.k, sizes)
     workloads = [w for _, w in named]
 
     backend, model_name, simulated = _backend(args)

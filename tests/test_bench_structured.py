@@ -144,7 +144,7 @@ def test_workload_all_runs_the_three_workloads() -> None:
 
 
 def test_the_structured_workload_can_be_sized_on_its_own() -> None:
-    named = dict(workloads_for("all", [42], 2, 3, structured_size=(1, 2)))
+    named = dict(workloads_for("all", [42], 2, 3, sizes={"structured": (1, 2)}))
     assert named["structured"] == generate_structured_workload(42, 1, 2)
     assert named["paper"] == generate_workload(42, 2, 3)  # the others keep --bases and --k
 
@@ -240,3 +240,24 @@ def test_fake_run_stepcache_serves_no_wrong_answer_and_semantic_does(tmp_path: P
     asked = {(p, s) for kind, p, s in inner.calls if kind == "complete_json" and p in schemas}
     assert {p for p, _ in asked} >= {r.prompt for r in w.requests if r.kind != "rewording"}
     assert all(s == json.dumps(schemas[p], sort_keys=True) for p, s in asked)
+
+
+def test_a_bad_size_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    from stepcache_bench.run import main
+
+    for size in (["nope", "1", "1"], ["hard", "0", "1"], ["hard", "two", "1"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main(
+                [
+                    "--backend",
+                    "fake",
+                    "--embedder",
+                    "hash",
+                    "--size",
+                    *size,
+                    "--out",
+                    "/nonexistent",
+                ]
+            )
+        assert exit_info.value.code == 2
+        assert "--size" in capsys.readouterr().err
