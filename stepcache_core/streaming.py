@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 from stepcache_core.types import Result, StepOutcome
@@ -43,7 +43,7 @@ def stream_steps(run: Callable[[Callable[[StepOutcome], None]], Result]) -> Iter
 
 
 async def astream_steps(
-    run: Callable[[Callable[[StepOutcome], None]], Coroutine[Any, Any, Result]],
+    run: Callable[[Callable[[StepOutcome], None]], Awaitable[Result]],
 ) -> AsyncIterator[StepOrResult]:
     """Async `stream_steps`: `run(on_step)` is a coroutine on the running loop."""
     items: asyncio.Queue[StepOutcome] = asyncio.Queue()

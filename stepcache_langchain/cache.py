@@ -1,8 +1,6 @@
 """StepCache as a LangChain `BaseCache`: ``set_llm_cache(StepCacheLLMCache(...))``."""
 
 import asyncio
-import threading
-import time
 from collections.abc import Sequence
 from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
@@ -14,6 +12,7 @@ from langchain_core.outputs import ChatGeneration, Generation
 
 from stepcache_core import Result, StepCache
 from stepcache_core.exact import get_exact, put_exact
+from stepcache_core.miss_clock import MissClock
 from stepcache_langchain._prompt import Query, load_list, namespace_of, query_from_prompt, warned
 from stepcache_langchain.backend import LangChainBackend
 from stepcache_langchain.call_arguments import with_call_arguments
@@ -57,8 +56,7 @@ class StepCacheLLMCache(BaseCache):
     patch_model: BaseChatModel | BaseLLM | None = None
     tenant: str = ""
 
-    _missed: dict[tuple[str, str], float] = field(default_factory=dict, init=False, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _missed: MissClock = field(default_factory=MissClock, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.step_cache, StepCache):
@@ -67,25 +65,23 @@ class StepCacheLLMCache(BaseCache):
     def lookup(self, prompt: str, llm_string: str) -> list[Generation] | None:
         """Generations for `prompt`: stored (exact), reused or patched; None on a miss."""
         with warned("lookup failed, treated as a miss"):
-            if (query := query_from_prompt(prompt)) is None:
-                return None
-            exact, llm_string = exact_only_llm_string(llm_string), with_call_arguments(llm_string)
-            if exact:
-                return self._exact(prompt, query, llm_string)
-            result = self.step_cache.lookup(query.text, **self._args(query, llm_string))
-            return self._served(prompt, llm_string, result, query)
+            if (query := query_from_prompt(prompt)) is not None:
+                keyed = with_call_arguments(llm_string)
+                if exact_only_llm_string(llm_string):
+                    return self._exact(prompt, query, keyed)
+                result = self.step_cache.lookup(query.text, **self._args(query, keyed))
+                return self._served(prompt, keyed, result, query)
         return None
 
     async def alookup(self, prompt: str, llm_string: str) -> list[Generation] | None:
         """Async `lookup` (patch calls are awaited)."""
         with warned("lookup failed, treated as a miss"):
-            if (query := query_from_prompt(prompt)) is None:
-                return None
-            exact, llm_string = exact_only_llm_string(llm_string), with_call_arguments(llm_string)
-            if exact:
-                return self._exact(prompt, query, llm_string)
-            result = await self.step_cache.alookup(query.text, **self._args(query, llm_string))
-            return self._served(prompt, llm_string, result, query)
+            if (query := query_from_prompt(prompt)) is not None:
+                keyed = with_call_arguments(llm_string)
+                if exact_only_llm_string(llm_string):
+                    return self._exact(prompt, query, keyed)
+                result = await self.step_cache.alookup(query.text, **self._args(query, keyed))
+                return self._served(prompt, keyed, result, query)
         return None
 
     def update(self, prompt: str, llm_string: str, return_val: Sequence[Generation]) -> None:
@@ -110,9 +106,8 @@ class StepCacheLLMCache(BaseCache):
                 return
             scope = query.scope(keyed, self.tenant)
             payload = to_payload(return_val)
-            with self._lock:
-                asked = self._missed.pop((prompt, keyed), None)
-            cost, text = _cost(return_val[0], asked), return_val[0].text
+            cost = _cost(return_val[0], self._missed.seconds((prompt, keyed)))
+            text = return_val[0].text
             if exact_only_llm_string(llm_string) or more_than_text(return_val):
                 if payload is not None:  # lossless or not at all
                     put_exact(self.step_cache, query.text, text, payload, **scope, **cost)
@@ -124,10 +119,7 @@ class StepCacheLLMCache(BaseCache):
     ) -> list[Generation] | None:
         """`result` as generations; on a miss, note when the model was asked (its seconds)."""
         if result is None:
-            with self._lock:  # at most 1024 misses await their answer: the oldest goes first
-                self._missed[(prompt, llm_string)] = time.monotonic()
-                if len(self._missed) > 1024:
-                    del self._missed[next(iter(self._missed))]
+            self._missed.start((prompt, llm_string))
         return None if result is None else _generations(result, query)
 
     def clear(self, *, llm_string: str | None = None, **kwargs: Any) -> None:
@@ -143,8 +135,7 @@ class StepCacheLLMCache(BaseCache):
         found = get_exact(self.step_cache, query.text, **scope, count_miss=True)
         if found is None or found.payload is None:
             return self._served(prompt, llm_string, None, query)  # the model answers
-        meta = {"stepcache": found.summary()}
-        return [_with_meta(g, meta) for g in from_payload(found.payload)]
+        return [_with_summary(g, found) for g in from_payload(found.payload)]
 
     def _args(self, query: Query, llm_string: str) -> dict[str, Any]:
         """The engine's lookup arguments: the scope, and the patch model as a backend."""
@@ -153,14 +144,14 @@ class StepCacheLLMCache(BaseCache):
         return {**query.scope(llm_string, self.tenant), "backend": backend}
 
 
-def _cost(generation: Generation, asked: float | None) -> dict[str, Any]:
-    """What the model spent on `generation`: its tokens (chat usage metadata) and the seconds
+def _cost(generation: Generation, seconds: float) -> dict[str, Any]:
+    """What the model spent on `generation`: its tokens (chat usage metadata) and the `seconds`
     since the lookup that missed, as `StepCache.put` takes them."""
     usage = getattr(getattr(generation, "message", None), "usage_metadata", None) or {}
     return {
         "prompt_tokens": int(usage.get("input_tokens", 0)),
         "completion_tokens": int(usage.get("output_tokens", 0)),
-        "seconds": 0.0 if asked is None else time.monotonic() - asked,
+        "seconds": seconds,
     }
 
 
@@ -179,9 +170,11 @@ def _generations(result: Result, query: Query) -> list[Generation]:
     return [Generation(text=result.text, generation_info=meta)]
 
 
-def _with_meta(generation: Generation, meta: dict[str, Any]) -> Generation:
-    """`generation` with `meta` added to its ``generation_info`` and, for a chat generation, to
-    its message's ``response_metadata``; nothing else changed."""
+def _with_summary(generation: Generation, result: Result) -> Generation:
+    """`generation` with how it was served (``"stepcache"``: `result.summary()`) added to its
+    ``generation_info`` and, for a chat generation, to its message's ``response_metadata``;
+    nothing else changed."""
+    meta = {"stepcache": result.summary()}
     info = {**(generation.generation_info or {}), **meta}
     if isinstance(generation, ChatGeneration):
         message = generation.message

@@ -66,18 +66,13 @@ class StepCacheChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         backend, text, scope = self._prepare(messages, run_manager, stop=stop, **kwargs)
-        if scope is None:  # nothing to key the cache on: the model answers directly
-            answer = backend.model.invoke(messages, backend.config, **backend.kwargs)
-            return _reply(answer, passed_through(_NO_TEXT))
-        if exact_only_kwargs(kwargs):
-            return self._exact(text, scope, kwargs) or self._keep(
-                text,
-                scope,
-                kwargs,
-                backend.model.invoke(messages, backend.config, **backend.kwargs),
-            )
-        result = self.step_cache.generate(text, backend, **scope)
-        return _reply(_served(result, backend), result)
+        if scope is not None and not exact_only_kwargs(kwargs):
+            result = self.step_cache.generate(text, backend, **scope)
+            return _reply(_served(result, backend), result)
+        if scope is not None and (found := self._exact(text, scope, kwargs)) is not None:
+            return found
+        answer = backend.model.invoke(messages, backend.config, **backend.kwargs)
+        return self._answered(answer, text, scope, kwargs)
 
     async def _agenerate(
         self,
@@ -87,18 +82,13 @@ class StepCacheChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         backend, text, scope = self._prepare(messages, run_manager, stop=stop, **kwargs)
-        if scope is None:
-            answer = await backend.model.ainvoke(messages, backend.config, **backend.kwargs)
-            return _reply(answer, passed_through(_NO_TEXT))
-        if exact_only_kwargs(kwargs):
-            return self._exact(text, scope, kwargs) or self._keep(
-                text,
-                scope,
-                kwargs,
-                await backend.model.ainvoke(messages, backend.config, **backend.kwargs),
-            )
-        result = await self.step_cache.agenerate(text, backend, **scope)
-        return _reply(_served(result, backend), result)
+        if scope is not None and not exact_only_kwargs(kwargs):
+            result = await self.step_cache.agenerate(text, backend, **scope)
+            return _reply(_served(result, backend), result)
+        if scope is not None and (found := self._exact(text, scope, kwargs)) is not None:
+            return found
+        answer = await backend.model.ainvoke(messages, backend.config, **backend.kwargs)
+        return self._answered(answer, text, scope, kwargs)
 
     def _stream(
         self,
@@ -108,10 +98,10 @@ class StepCacheChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
         backend, text, scope = self._prepare(messages, run_manager, stop=stop, **kwargs)
+        chunks: Iterator[ChatGenerationChunk]
         if scope is not None and exact_only_kwargs(kwargs):  # one chunk: the whole answer
-            chunks: Iterator[ChatGenerationChunk] = iter(
-                [_chunked_result(self._generate(messages, stop, run_manager, **kwargs))]
-            )
+            whole = self._generate(messages, stop, run_manager, **kwargs).generations[0]
+            chunks = iter([_chunked(whole.message, whole.generation_info)])
         elif scope is not None:
             items = self.step_cache.stream(text, backend, **scope)
             chunks = (_chunk(item, backend) for item in items)
@@ -132,8 +122,8 @@ class StepCacheChatModel(BaseChatModel):
         backend, text, scope = self._prepare(messages, run_manager, stop=stop, **kwargs)
         chunks: AsyncIterator[ChatGenerationChunk]
         if scope is not None and exact_only_kwargs(kwargs):
-            whole = _chunked_result(await self._agenerate(messages, stop, run_manager, **kwargs))
-            chunks = _one(whole)
+            whole = (await self._agenerate(messages, stop, run_manager, **kwargs)).generations[0]
+            chunks = _one(_chunked(whole.message, whole.generation_info))
         elif scope is not None:
             items = self.step_cache.astream(text, backend, **scope)
             chunks = (_chunk(item, backend) async for item in items)
@@ -179,10 +169,13 @@ class StepCacheChatModel(BaseChatModel):
                 return _reply(cast(ChatGeneration, generations[0]).message, found)
         return None
 
-    def _keep(
-        self, text: str, scope: Scope, kwargs: dict[str, Any], message: BaseMessage
+    def _answered(
+        self, message: BaseMessage, text: str, scope: Scope | None, kwargs: dict[str, Any]
     ) -> ChatResult:
-        """Store the model's answer to an exact-only request if it round-trips; return it."""
+        """The model's own answer to a request the engine does not serve: one with nothing to
+        key the cache on (`scope` None), or an exact-only one, stored if it round-trips."""
+        if scope is None:
+            return _reply(message, passed_through(_NO_TEXT))
         why = "tools or response format bound: exact-only, answered by the model"
         with warned("exact store failed, the answer is not cached"):
             payload = to_payload([ChatGeneration(message=message)], kwargs.get("response_format"))
@@ -224,17 +217,9 @@ def _reply(message: BaseMessage, result: Result) -> ChatResult:
     in both ``generation_info["stepcache"]`` and the message's ``response_metadata["stepcache"]``
     (the rest of the message unchanged)."""
     meta = {"stepcache": result.summary()}
-    message = message.model_copy(
-        update={"response_metadata": {**message.response_metadata, **meta}}
-    )
+    response = {**message.response_metadata, **meta}
+    message = message.model_copy(update={"response_metadata": response})
     return ChatResult(generations=[ChatGeneration(message=message, generation_info=meta)])
-
-
-def _chunked_result(result: ChatResult) -> ChatGenerationChunk:
-    """A whole `ChatResult` as one stream chunk, its generation info kept."""
-    generation = result.generations[0]
-    chunk = _chunked(generation.message)
-    return ChatGenerationChunk(message=chunk.message, generation_info=generation.generation_info)
 
 
 async def _one(chunk: ChatGenerationChunk) -> AsyncIterator[ChatGenerationChunk]:
@@ -246,11 +231,12 @@ def _chunk(item: StepOutcome | Result, backend: LangChainBackend[Any]) -> ChatGe
     usage, metadata) without its text, which the steps carried."""
     if isinstance(item, StepOutcome):
         return ChatGenerationChunk(message=AIMessageChunk(content=item.text))
-    last = _chunked(_served(item, backend).model_copy(update={"content": ""}))
-    return ChatGenerationChunk(message=last.message, generation_info={"stepcache": item.summary()})
+    last = _served(item, backend).model_copy(update={"content": ""})
+    return _chunked(last, {"stepcache": item.summary()})
 
 
-def _chunked(message: BaseMessage) -> ChatGenerationChunk:
-    """`message` as a stream chunk; the model's own stream gives chunks, but a model that cannot
-    stream gives its whole message."""
-    return ChatGenerationChunk(message=AIMessageChunk(**message.model_dump(exclude={"type"})))
+def _chunked(message: BaseMessage, info: dict[str, Any] | None = None) -> ChatGenerationChunk:
+    """`message` as a stream chunk, `info` its generation info; the model's own stream gives
+    chunks, but a model that cannot stream gives its whole message."""
+    chunk = AIMessageChunk(**message.model_dump(exclude={"type"}))
+    return ChatGenerationChunk(message=chunk, generation_info=info)

@@ -83,10 +83,7 @@ def rebound(runnable: Any, old: Any, new: Any) -> Any:
         return {k: rebound(v, old, new) for k, v in runnable.items()}
     if not isinstance(runnable, Runnable) or not isinstance(runnable, BaseModel):
         return runnable
-    update = {}
-    for name in type(runnable).model_fields:
-        value = getattr(runnable, name)
-        replaced = rebound(value, old, new)
-        if replaced is not value:
-            update[name] = replaced
+    fields = {name: getattr(runnable, name) for name in type(runnable).model_fields}
+    replaced = {name: rebound(value, old, new) for name, value in fields.items()}
+    update = {name: value for name, value in replaced.items() if value is not fields[name]}
     return runnable.model_copy(update=update) if update else runnable

@@ -25,6 +25,7 @@ from collections.abc import (
 )
 from contextlib import contextmanager, suppress
 from contextvars import ContextVar
+from functools import partial
 from typing import Any, TypeVar, cast
 
 from llama_index.core.base.llms.types import (
@@ -135,9 +136,8 @@ def _formats_itself(llm: LLM) -> bool:
     """True when `llm` adds text around an unformatted completion (a system prompt, a query
     wrapper, a completion template): ``formatted=True``, which skips it, is another request."""
     try:
-        return bool(llm.system_prompt or llm.query_wrapper_prompt) or (
-            (llm.completion_to_prompt or str)(_PROBE) != _PROBE
-        )
+        wraps = bool(llm.system_prompt or llm.query_wrapper_prompt)
+        return wraps or (llm.completion_to_prompt or str)(_PROBE) != _PROBE
     except Exception:
         return True
 
@@ -162,16 +162,13 @@ def model_namespace(llm: LLM) -> str:
 
 def _usage(response: _Response) -> tuple[int, int]:
     """Prompt and completion tokens from the response's raw usage (dict or object), else 0."""
-    raw = response.raw
-    usage = raw.get("usage") if isinstance(raw, Mapping) else getattr(raw, "usage", None)
-    if usage is None:
-        return 0, 0
+    usage = _field(response.raw, "usage")
+    return int(_field(usage, "prompt_tokens") or 0), int(_field(usage, "completion_tokens") or 0)
 
-    def get(key: str) -> int:
-        value = usage.get(key) if isinstance(usage, Mapping) else getattr(usage, key, None)
-        return int(value or 0)
 
-    return get("prompt_tokens"), get("completion_tokens")
+def _field(value: Any, name: str) -> Any:
+    """`value[name]` of a mapping, else `value`'s attribute `name`; None when it has neither."""
+    return value.get(name) if isinstance(value, Mapping) else getattr(value, name, None)
 
 
 def _text(response: _Response) -> str:
@@ -234,47 +231,42 @@ class LlamaIndexBackend(Backend):
         self.asked = dict(asked or {})
         self.name = f"llamaindex:{llm.class_name()}:{llm.metadata.model_name}"
 
-    def _args(self, prompt: str, max_tokens: int | None) -> tuple[Any, dict[str, Any]]:
+    def _call(self, method: str, prompt: str, max_tokens: int | None) -> Callable[[], Any]:
+        """The wrapped model's `method` (a ``complete`` one; its ``chat`` twin in a chat),
+        ready to call with the request built from `prompt`."""
         kwargs = dict(self.kwargs)
         if max_tokens is not None:
             kwargs["max_tokens"] = max_tokens
         if self.history is None:
-            return prompt, kwargs
+            return partial(getattr(self.llm, method), prompt, **kwargs)
         kwargs.pop("formatted", None)
         asked = ChatMessage(role=MessageRole.USER, content=prompt, additional_kwargs=self.asked)
-        return [*self.history, asked], kwargs
+        chat = getattr(self.llm, method.replace("complete", "chat"))
+        return partial(chat, [*self.history, asked], **kwargs)
 
     def complete(self, prompt: str, max_tokens: int | None = None) -> Completion:
-        arg, kwargs = self._args(prompt, max_tokens)
+        call = self._call("complete", prompt, max_tokens)
         with _quiet():
-            if self.history is None:
-                return _completion(self.llm.complete(arg, **kwargs))
-            return _completion(self.llm.chat(arg, **kwargs))
+            return _completion(call())
 
     async def acomplete(self, prompt: str, max_tokens: int | None = None) -> Completion:
-        arg, kwargs = self._args(prompt, max_tokens)
+        call = self._call("acomplete", prompt, max_tokens)
         with _quiet():
-            if self.history is None:
-                return _completion(await self.llm.acomplete(arg, **kwargs))
-            return _completion(await self.llm.achat(arg, **kwargs))
+            return _completion(await call())
 
     def complete_streaming(
         self, prompt: str, max_tokens: int | None, on_text: TextListener
     ) -> Completion:
-        arg, kwargs = self._args(prompt, max_tokens)
+        call = self._call("stream_complete", prompt, max_tokens)
         with _quiet():
-            if self.history is None:
-                return _Pieces(on_text).drain(self.llm.stream_complete(arg, **kwargs))
-            return _Pieces(on_text).drain(self.llm.stream_chat(arg, **kwargs))
+            return _Pieces(on_text).drain(call())
 
     async def acomplete_streaming(
         self, prompt: str, max_tokens: int | None, on_text: TextListener
     ) -> Completion:
-        arg, kwargs = self._args(prompt, max_tokens)
+        call = self._call("astream_complete", prompt, max_tokens)
         with _quiet():
-            if self.history is None:
-                return await _Pieces(on_text).adrain(await self.llm.astream_complete(arg, **kwargs))
-            return await _Pieces(on_text).adrain(await self.llm.astream_chat(arg, **kwargs))
+            return await _Pieces(on_text).adrain(await call())
 
 
 def split_chat(messages: Sequence[ChatMessage]) -> tuple[str, list[ChatMessage], str] | None:
@@ -307,10 +299,6 @@ def _meta(raw: Any) -> dict[str, Any]:
     if isinstance(raw, Mapping) and "stepcache" in raw:
         return {"raw": raw, "additional_kwargs": {"stepcache": raw["stepcache"]}}
     return {"raw": raw}
-
-
-def _assistant(text: str) -> ChatMessage:
-    return ChatMessage(role=MessageRole.ASSISTANT, content=text)
 
 
 def _bypassed(answer: Completion) -> Result:
@@ -401,9 +389,7 @@ class StepCacheLLM(LLM):
             with suppress(InvalidPromptError):
                 return self.cache.generate(prompt, backend, on_step=on_step, **options)
         with _quiet():
-            if isinstance(request, str):
-                return _bypassed(_completion(self._backend_llm.complete(request, **kwargs)))
-            return _bypassed(_completion(self._backend_llm.chat(request, **kwargs)))
+            return _bypassed(_completion(self._direct("complete", request, kwargs)()))
 
     async def _aanswer(
         self, request: Request, kwargs: dict[str, Any], on_step: OnStep = None
@@ -414,9 +400,13 @@ class StepCacheLLM(LLM):
             with suppress(InvalidPromptError):
                 return await self.cache.agenerate(prompt, backend, on_step=on_step, **options)
         with _quiet():
-            if isinstance(request, str):
-                return _bypassed(_completion(await self._backend_llm.acomplete(request, **kwargs)))
-            return _bypassed(_completion(await self._backend_llm.achat(request, **kwargs)))
+            return _bypassed(_completion(await self._direct("acomplete", request, kwargs)()))
+
+    def _direct(self, method: str, request: Request, kwargs: dict[str, Any]) -> Callable[[], Any]:
+        """The wrapped model's own `method` (a ``complete`` one, or its ``chat`` twin for a
+        chat), bound to `request` and `kwargs`."""
+        name = method if isinstance(request, str) else method.replace("complete", "chat")
+        return partial(getattr(self._backend_llm, name), request, **kwargs)
 
     def _exact_key(self, request: Request, kwargs: dict[str, Any]) -> dict[str, str] | None:
         """The exact-only key of a call with tools, a response format or inside a structured
@@ -518,14 +508,14 @@ class StepCacheLLM(LLM):
         if key := self._exact_key(messages, kwargs):
             return self._exact(key, lambda: self._backend_llm.chat(messages, **kwargs))
         result = self._answer(messages, kwargs)
-        return ChatResponse(message=_assistant(result.text), **_meta(_raw(result)))
+        return _chat_response(result.text, **_meta(_raw(result)))
 
     @_on_chat
     async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         if key := self._exact_key(messages, kwargs):
             return await self._aexact(key, lambda: self._backend_llm.achat(messages, **kwargs))
         result = await self._aanswer(messages, kwargs)
-        return ChatResponse(message=_assistant(result.text), **_meta(_raw(result)))
+        return _chat_response(result.text, **_meta(_raw(result)))
 
     # Streams: reused steps arrive at once, before the wrapped model is asked to patch the rest;
     # patched and generated steps as the model writes them, each once whole and verified; the
@@ -537,10 +527,8 @@ class StepCacheLLM(LLM):
     ) -> CompletionResponseGen:
         options = {"formatted": formatted, **kwargs}
         if key := self._exact_key(prompt, options):
-            return self._exact_stream(
-                key, lambda: self._backend_llm.stream_complete(prompt, **options)
-            )
-        return _completion_stream(stream_steps(lambda on: self._answer(prompt, options, on)))
+            return self._exact_stream(key, self._direct("stream_complete", prompt, options))
+        return _responses(lambda on: self._answer(prompt, options, on), CompletionResponse)
 
     @_on_completion
     async def astream_complete(
@@ -548,26 +536,22 @@ class StepCacheLLM(LLM):
     ) -> CompletionResponseAsyncGen:
         options = {"formatted": formatted, **kwargs}
         if key := self._exact_key(prompt, options):
-            call = lambda: self._backend_llm.astream_complete(prompt, **options)  # noqa: E731
-            return self._aexact_stream(key, call)
-        return _acompletion_stream(astream_steps(lambda on: self._aanswer(prompt, options, on)))
+            return self._aexact_stream(key, self._direct("astream_complete", prompt, options))
+        return _aresponses(lambda on: self._aanswer(prompt, options, on), CompletionResponse)
 
     @_on_chat
     def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
         if key := self._exact_key(messages, kwargs):
-            return self._exact_stream(
-                key, lambda: self._backend_llm.stream_chat(messages, **kwargs)
-            )
-        return _chat_stream(stream_steps(lambda on: self._answer(messages, kwargs, on)))
+            return self._exact_stream(key, self._direct("stream_chat", messages, kwargs))
+        return _responses(lambda on: self._answer(messages, kwargs, on), _chat_response)
 
     @_on_chat
     async def astream_chat(
         self, messages: Sequence[ChatMessage], **kwargs: Any
     ) -> ChatResponseAsyncGen:
         if key := self._exact_key(messages, kwargs):
-            call = lambda: self._backend_llm.astream_chat(messages, **kwargs)  # noqa: E731
-            return self._aexact_stream(key, call)
-        return _achat_stream(astream_steps(lambda on: self._aanswer(messages, kwargs, on)))
+            return self._aexact_stream(key, self._direct("astream_chat", messages, kwargs))
+        return _aresponses(lambda on: self._aanswer(messages, kwargs, on), _chat_response)
 
 
 class StepCacheFunctionCallingLLM(StepCacheLLM, FunctionCallingLLM):
@@ -576,8 +560,7 @@ class StepCacheFunctionCallingLLM(StepCacheLLM, FunctionCallingLLM):
     exact-only calls; the wrapped model prepares the tools and reads the tool calls back."""
 
     def _prepare_chat_with_tools_compat(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        llm = cast(FunctionCallingLLM, self.llm)
-        return llm._prepare_chat_with_tools_compat(*args, **kwargs)
+        return cast(FunctionCallingLLM, self.llm)._prepare_chat_with_tools_compat(*args, **kwargs)
 
     def _prepare_chat_with_tools(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         return cast(FunctionCallingLLM, self.llm)._prepare_chat_with_tools(*args, **kwargs)
@@ -602,25 +585,26 @@ def _delta(item: StepOrResult, text: str) -> tuple[str, str, dict[str, Any] | No
     return text + item.text, item.text, None
 
 
-def _completion_stream(items: Iterator[StepOrResult]) -> CompletionResponseGen:
+def _responses(
+    run: Callable[[Callable[[StepOutcome], None]], Result], make: Callable[..., R]
+) -> Generator[R, None, None]:
+    """Each step `run(on_step)` streams, then its Result, as a response built by `make` (the
+    text so far, the delta, and on the last one `raw`)."""
     text = ""
-    for item in items:
+    for item in stream_steps(run):
         text, delta, raw = _delta(item, text)
-        yield CompletionResponse(text=text, delta=delta, **_meta(raw))
+        yield make(text=text, delta=delta, **_meta(raw))
 
 
-async def _acompletion_stream(items: AsyncIterator[StepOrResult]) -> CompletionResponseAsyncGen:
+async def _aresponses(
+    run: Callable[[Callable[[StepOutcome], None]], Awaitable[Result]], make: Callable[..., R]
+) -> AsyncGenerator[R, None]:
     text = ""
-    async for item in items:
+    async for item in astream_steps(run):
         text, delta, raw = _delta(item, text)
-        yield CompletionResponse(text=text, delta=delta, **_meta(raw))
+        yield make(text=text, delta=delta, **_meta(raw))
 
 
-def _chat_stream(items: Iterator[StepOrResult]) -> ChatResponseGen:
-    for chunk in _completion_stream(items):
-        yield ChatResponse(message=_assistant(chunk.text), delta=chunk.delta, **_meta(chunk.raw))
-
-
-async def _achat_stream(items: AsyncIterator[StepOrResult]) -> ChatResponseAsyncGen:
-    async for chunk in _acompletion_stream(items):
-        yield ChatResponse(message=_assistant(chunk.text), delta=chunk.delta, **_meta(chunk.raw))
+def _chat_response(text: str, **fields: Any) -> ChatResponse:
+    """A chat response whose message is the assistant's `text`."""
+    return ChatResponse(message=ChatMessage(role=MessageRole.ASSISTANT, content=text), **fields)
