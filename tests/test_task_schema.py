@@ -27,7 +27,7 @@ from stepcache_core.types import Completion, StepOutcome
 from tests.conftest import HashEmbedder, ScriptedBackend
 
 TASK = JsonSchemaTask()
-ASK = "Describe the lead of the ACME rocket project."
+ASK = "Describe the lead of the acme rocket project."
 
 SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -341,9 +341,9 @@ def test_a_format_the_task_cannot_check_is_never_taken_on_trust() -> None:
 def test_a_prose_change_is_a_core_difference_in_the_residue() -> None:
     spec = spec_of(schema_request(ASK, SCHEMA))
     for other in (
-        "Describe the lead of the ACME balloon project.",  # a value in prose
-        "Describe the two leads of the ACME rocket project.",  # a count
-        "Décris la responsable du projet de fusée ACME.",  # a language
+        "Describe the lead of the acme balloon project.",  # a value in prose
+        "Describe the two leads of the acme rocket project.",  # a count
+        "Décris la responsable du projet de fusée acme.",  # a language
     ):
         prompt = schema_request(other, SCHEMA)
         assert TASK.residue(prompt, spec_of(prompt)) != TASK.residue(
@@ -396,7 +396,7 @@ def test_engine_patches_only_the_new_nested_pointer_and_skips_a_prose_change() -
     third = cache.generate(schema_request(ASK, new), backend)
     assert third.path is Path.EXACT and third.text == second.text and backend.calls == 2
 
-    balloon = "Describe the lead of the ACME balloon project."
+    balloon = "Describe the lead of the acme balloon project."
     fourth = cache.generate(schema_request(balloon, new), backend)
     assert fourth.path is Path.SKIP and backend.calls == 3
     assert "'rocket' -> 'balloon'" in fourth.reason
@@ -583,3 +583,104 @@ def test_engine_patches_through_schema_constrained_decoding_when_the_backend_has
     patched = cache.generate(schema_request(ASK, new), backend)
     assert patched.path is Path.PATCH and validates(patched.text, new)
     assert len(backend.schemas) == 1 and "/address/zip" in json.dumps(backend.schemas[0])
+
+
+# --- values the prose states -------------------------------------------------------------------
+
+JOB: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "title": {"type": "string"},
+        "company": {"type": "object", "properties": {"name": {"type": "string"}}},
+    },
+    "required": ["title", "company"],
+}
+FLIGHT: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "passenger": {"type": "object", "properties": {"name": {"type": "string"}}},
+        "origin": {"type": "string"},
+        "bags": {"type": "integer"},
+    },
+    "required": ["passenger", "origin"],
+}
+
+
+def job_prompt(lead: str) -> str:
+    return (
+        f"{lead} for a job posting for a Backend Engineer at Kestrel Analytics:\n"
+        f"```json\n{json.dumps(JOB)}\n```"
+    )
+
+
+def flight_prompt(who: str, origin: str, schema: dict[str, Any]) -> str:
+    return (
+        f"Return a JSON object that matches this schema for a flight booking for {who} "
+        f"departing from {origin}:\n```json\n{json.dumps(schema)}\n```"
+    )
+
+
+MISSTATED = json.dumps(
+    {"title": "Backend Engineer at Kestrel Analytics", "company": {"name": "Kestrel Analytics"}}
+)
+
+
+def test_an_answer_that_misstates_a_value_the_prose_states_is_unverified_not_wrong() -> None:
+    spec = spec_of(job_prompt("Output an object valid against the schema"))
+    assert spec.stated == ("Backend Engineer", "Kestrel Analytics")
+    check = TASK.integrity(MISSTATED, spec)
+    assert not check.ok and not check.wrong
+    assert check.reason == "the request states 'Backend Engineer'; no value equals it"
+    right = {"title": "backend  engineer", "company": {"name": "Kestrel Analytics"}}
+    assert TASK.integrity(json.dumps(right), spec).ok  # case and spacing folded
+
+
+def test_an_answer_holding_every_stated_value_verifies() -> None:
+    spec = spec_of(flight_prompt("Elena Rossi", "Rome", FLIGHT))
+    assert spec.stated == ("Elena Rossi", "Rome")
+    answer = {"passenger": {"name": "Elena Rossi"}, "origin": "Rome", "bags": 1}
+    assert TASK.integrity(json.dumps(answer), spec).ok
+    assert not TASK.integrity(json.dumps({**answer, "origin": "Rome, Italy"}), spec).ok
+
+
+def test_quoted_strings_and_numbers_in_prose_are_stated_values() -> None:
+    prompt = flight_prompt("Elena Rossi", "Rome", FLIGHT).replace(
+        ":\n", " with 2 bags, 'window':\n"
+    )
+    spec = spec_of(prompt)
+    assert spec.stated == ("window", "2", "Elena Rossi", "Rome")
+    answer = {"passenger": {"name": "Elena Rossi"}, "origin": "Rome", "bags": 2, "seat": "window"}
+    assert TASK.integrity(json.dumps(answer), spec).ok
+    check = TASK.integrity(json.dumps({**answer, "bags": 3}), spec)
+    assert not check.ok and not check.wrong and "'2'" in check.reason
+
+
+def test_a_patched_answer_keeping_a_stale_stated_value_fails_integrity() -> None:
+    old_prompt = flight_prompt("Elena Rossi", "Rome", FLIGHT)
+    props = dict(FLIGHT["properties"], cabin={"type": "string"})
+    new_schema = dict(FLIGHT, properties=props, required=["passenger", "origin", "cabin"])
+    new_prompt = flight_prompt("Maria Lopez", "Lisbon", new_schema)
+    old, new = spec_of(old_prompt), spec_of(new_prompt)
+    assert new.stated == ("Maria Lopez", "Lisbon") and new.identity != old.identity
+    steps = TASK.segment(json.dumps({"passenger": {"name": "Elena Rossi"}, "origin": "Rome"}))
+    checks = TASK.verify(steps, old, new)
+    out = TASK.patch(PatchRequest(new_prompt, new, steps, checks), Recorder({"/cabin": "economy"}))
+    assert out is not None and served(out)["passenger"]["name"] == "Elena Rossi"
+    check = TASK.integrity("".join(o.text for o in out), new)
+    assert not check.ok and not check.wrong and "'Maria Lopez'" in check.reason
+
+
+def test_a_prompt_without_capitalised_prose_states_nothing() -> None:
+    spec = spec_of(schema_request(ASK, SCHEMA))
+    assert spec.stated == ()
+    assert TASK.integrity(json.dumps(ANSWER), spec).ok
+
+
+def test_engine_never_reuses_an_answer_that_misstates_a_stated_value() -> None:
+    cache = StepCache(InMemoryStore(), embedder=HashEmbedder(), tasks=TaskRegistry.with_builtins())
+    backend = ScriptedBackend(lambda _: MISSTATED)
+    first = cache.generate(job_prompt("Output an object valid against the schema"), backend)
+    assert first.path is Path.MISS and first.text == MISSTATED  # served as written
+    reworded = cache.generate(job_prompt("Return a JSON object that matches this schema"), backend)
+    assert reworded.path in (Path.MISS, Path.SKIP), reworded.reason
+    assert backend.calls == 2 and not reworded.verified and not first.verified

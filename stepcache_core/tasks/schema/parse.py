@@ -11,6 +11,9 @@ A prompt is read as such a request only when all of these hold:
 - the prose does not ask something else about the schema or the data: a question mark, explain,
   describe/convert/validate/modify the schema, code, another format, several objects or a list.
 
+The values the prose states (names, places, quoted strings, numbers: see `stated`) are kept on
+the spec: an answer verifies only when it holds each of them.
+
 A prompt written by `schema_request` (its `CANONICAL_ASK` right before the schema) asks for one
 object whatever its other words are; they stay in the residue.
 """
@@ -25,6 +28,8 @@ from typing import Any
 
 from stepcache_core.tasks.json.text import find_objects
 from stepcache_core.tasks.schema.spec import SchemaSpec
+from stepcache_core.tasks.schema.stated import stated_values
+from stepcache_core.tasks.schema.wording import SCHEMA_LEXICON
 from stepcache_core.tasks.understanding import Mask
 
 __all__ = ["CANONICAL_ASK", "detect_schema_spec", "schema_request"]
@@ -94,7 +99,8 @@ def detect_schema_spec(prompt: str) -> SchemaSpec | None:
     close = re.match(r"[ \t]*\n?[ \t]*(?:```|~~~)", prompt[end:])
     span_start = fence.start() if fence and close else start
     span_end = end + close.end() if fence and close else end
-    return SchemaSpec.of(schema, (Mask(span_start, span_end, "schema"),))
+    masks = (Mask(span_start, span_end, "schema"),)
+    return SchemaSpec.of(schema, masks, stated_values(prompt, masks, SCHEMA_LEXICON))
 
 
 def schema_request(prompt_text: str, schema: Mapping[str, Any]) -> str:

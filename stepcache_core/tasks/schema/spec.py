@@ -258,6 +258,10 @@ class SchemaSpec:
     identity: str = field(init=False)  # the inlined schema with sorted keys: what compares
     #: Where the prompt states the schema: what the residue leaves out. Not part of identity.
     masks: tuple[Mask, ...] = field(default=(), compare=False, repr=False)
+    #: The values the prose outside the schema states ("Backend Engineer", "Rome", "42"): an
+    #: answer must hold each as a whole leaf to verify. Not part of identity: the residue
+    #: compares the prose.
+    stated: tuple[str, ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
         schema = json.loads(self.schema_json)
@@ -270,11 +274,15 @@ class SchemaSpec:
         object.__setattr__(self, "identity", canonical(schema))
 
     @classmethod
-    def of(cls, schema: dict[str, Any], masks: tuple[Mask, ...] = ()) -> SchemaSpec | None:
+    def of(
+        cls, schema: dict[str, Any], masks: tuple[Mask, ...] = (), stated: tuple[str, ...] = ()
+    ) -> SchemaSpec | None:
         """The spec of `schema` (refs inlined), or None when this task cannot read it."""
         try:
             inlined = inline_refs(schema)
-            return None if inlined is None else cls(json.dumps(inlined, ensure_ascii=False), masks)
+            if inlined is None:
+                return None
+            return cls(json.dumps(inlined, ensure_ascii=False), masks, stated)
         except (ValueError, TypeError, RecursionError):
             return None
 

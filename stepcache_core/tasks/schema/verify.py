@@ -23,6 +23,7 @@ from stepcache_core.tasks.schema.spec import (
     pointer_text,
     wording_at,
 )
+from stepcache_core.tasks.schema.stated import unstated_value
 from stepcache_core.tasks.schema.steps import Split, split_answer
 
 __all__ = [
@@ -156,8 +157,10 @@ def structure_matches(split: Split, spec: SchemaSpec) -> bool:
 
 def check_integrity(text: str, spec: SchemaSpec) -> Check:
     """Exactly one object, nothing around it but whitespace and a fence, valid against the whole
-    schema (formats included; a format this task cannot check fails, unproven). A validation
-    error proves the answer wrong only when its key structure matches the schema."""
+    schema (formats included; a format this task cannot check fails, unproven), holding every
+    value the request's prose states as a whole leaf (else it fails, unproven: the model's
+    answer is served as written, never reused). A validation error proves the answer wrong only
+    when its key structure matches the schema."""
     split = split_answer(text)
     if split is None:
         return Check(False, "not exactly one JSON object")
@@ -169,4 +172,7 @@ def check_integrity(text: str, spec: SchemaSpec) -> Check:
     problem = first_error(spec.schema, split.value)
     if problem:
         return Check(False, problem, wrong=structure_matches(split, spec))
+    missing = unstated_value(split.value, spec.stated)
+    if missing is not None:
+        return Check(False, f"the request states {missing!r}; no value equals it")
     return Check(True)
