@@ -22,10 +22,6 @@ from stepcache_bench.render_tutorials import (
 
 #: Notebooks without a rendered page, and why.
 NOT_RENDERED = {
-    "02_llamaindex.ipynb": "its one run here failed: the local model server timed out (an "
-    "OpenAI client timeout) on a busy shared machine; run the renderer on a quiet one",
-    "03_how_it_works.ipynb": "its one run here timed out (15 min, a busy shared machine): run "
-    "the renderer where it takes its usual minute or two",
     "05_benchmark.ipynb": "it runs the quick benchmark (minutes); docs/benchmark.md has the "
     "committed results",
 }
