@@ -1404,15 +1404,7 @@ def _x_as_times(base: Base, rng: random.Random) -> Variant:
     k = rng.randint(1, 5)
     meant = LinearBase(str(a * c), f"x + {k}", "x")
     written = f"Solve {a} x {c} = x + {k} for x."
-    return Variant(
-        "notation: the letter x as a times sign",
-        b.prompt,
-        written,
-        Expect.RIGHT,
-        perfect_answer(b),
-        perfect_answer(meant),
-        meant.solution,
-    )
+    return _respelled("notation: the letter x as a times sign", b, written, meant)
 
 
 @edit_kind("notation: sides swapped, other numbers", M, Expect.RIGHT, "linear")
