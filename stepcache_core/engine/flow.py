@@ -254,6 +254,18 @@ def _generate_verified(
         return Result(
             text, path, tuple(assemble(text)), task=task.name, verified=True, reason=reason
         )
+    relaid = _relaid(req, task, spec, text)
+    if relaid is not None:
+        yield _store(req, cfg, task, relaid, vector)
+        return Result(
+            relaid,
+            path,
+            tuple(assemble(relaid)),
+            task=task.name,
+            verified=True,
+            reason=f"{reason}; the model's answer laid out as the request asks "
+            f"({integrity.reason})",
+        )
     own_steps = task.segment(text)
     if completion.finish_reason == "length" and not integrity.wrong:
         # The backend says it stopped at its token limit: the answer is unfinished for certain;
@@ -301,6 +313,15 @@ def _generate_verified(
         reason=f"{reason}; the model's answer is wrong ({integrity.reason}), repairs failed, "
         "not stored",
     )
+
+
+def _relaid(req: Request, task: Task[Any], spec: Any, text: str) -> str | None:
+    """The model's answer with only the layout its request asks for changed (`Task.relayout`),
+    when that alone makes it pass and it keeps every step already streamed; else None."""
+    relaid = task.relayout(text, spec)
+    if relaid is None or not relaid.startswith("".join(req.emitted)):
+        return None
+    return relaid if task.integrity(relaid, spec).ok else None
 
 
 def _repair(

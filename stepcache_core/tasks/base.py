@@ -137,6 +137,13 @@ class Task(ABC, Generic[S]):
         served as written, marked unverified, and never becomes a template."""
         return False
 
+    def relayout(self, text: str, spec: S) -> str | None:
+        """`text` with only its layout changed to the one the request asks for for certain
+        (whitespace, fences: no word, key or value), or None (nothing to change, or no such
+        rule). The engine serves it in place of a model's answer that fails `integrity` only
+        when it then passes. Default None."""
+        return None
+
     def shapes(self, prompt: str, spec: S) -> Sequence[str]:
         """Keys shared by requests of one structure whose answers this task can adapt to one
         another (other numbers, variable, keys or words), most specific first: the engine tries

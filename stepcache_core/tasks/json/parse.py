@@ -19,7 +19,7 @@ from stepcache_core.tasks.json.text import (
     JsonObject,
     find_objects,
 )
-from stepcache_core.tasks.json.wording import JSON_LEXICON
+from stepcache_core.tasks.json.wording import JSON_LEXICON, LAYOUT_LEXICON
 from stepcache_core.tasks.understanding import Mask, residue
 
 __all__ = ["detect_json_spec"]
@@ -476,6 +476,12 @@ def detect_json_spec(prompt: str) -> JsonSpec | None:
         forbid = schema_obj is None and not (at_least or _ALLOW_EXTRA.search(checked))
     subject_mask = [Mask(*subject_span, "subject")] if subject_span else []
     words = residue(prompt, [*parsed, *subject_mask], JSON_LEXICON)
+    bare = bool(_BARE.search(checked))
+    unread = (
+        residue(prompt, [*parsed, *subject_mask], JSON_LEXICON | LAYOUT_LEXICON)
+        if compact or bare
+        else ("<no layout rule>",)
+    )
     return JsonSpec(
         keys=tuple(keys),
         subject=subject,
@@ -483,8 +489,9 @@ def detect_json_spec(prompt: str) -> JsonSpec | None:
         optional=tuple(optional),
         property_schemas=tuple((k, canonical_json(s)) for k, s in schemas.items()),
         compact=compact,
-        bare=bool(_BARE.search(checked)),
+        bare=bare,
         only_object=bool(_ONLY_OBJECT.search(checked)),
         masks=tuple(parsed),
         understood=all(w == "<subject>" for w in words),
+        layout_certain=all(w == "<subject>" for w in unread),
     )

@@ -57,6 +57,10 @@ class JsonSpec:
     #: phrasings: only then can an answer be proven wrong for it (an answer to other words,
     #: "leave out the age", may be right for them) or its keys be changed by a patch.
     understood: bool = False
+    #: `compact` or `bare` is asked for and every other word is keys, subject, lexicon or a
+    #: phrasing of those two rules (`LAYOUT_LEXICON`): a model's answer may then be laid out as
+    #: asked (`layout.relaid`).
+    layout_certain: bool = False
     #: Where the prompt states the keys (``keys``) or the schema (``schema``): what the residue
     #: leaves out. Not part of the spec's identity.
     masks: tuple[Mask, ...] = field(default=(), compare=False, repr=False)

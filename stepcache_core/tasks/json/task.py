@@ -34,6 +34,8 @@ Rules, in one place:
 - proven_wrong: only an object with exactly the requested keys whose values break the types or
   schemas the prompt gave; a missing or extra key, an empty untyped value, a fence or a layout is
   no proof, and such a model answer is served as written.
+- relayout: a model's object that fails only the layout a fully understood request asks for
+  (one line, raw JSON) is served on one line / without its fence lines, every token as written.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from stepcache_core.errors import ConfigError
 from stepcache_core.segment import segment_text
 from stepcache_core.tasks.base import Check, Delta, Generate, PatchRequest, Task
 from stepcache_core.tasks.json.compare import compare_specs, object_shapes
+from stepcache_core.tasks.json.layout import relaid
 from stepcache_core.tasks.json.parse import detect_json_spec
 from stepcache_core.tasks.json.patch import missing_keys_prompt, patch_answer
 from stepcache_core.tasks.json.spec import JsonSpec
@@ -104,6 +107,10 @@ class JsonObjectTask(Task[JsonSpec]):
     def integrity(self, text: str, spec: JsonSpec) -> Check:
         """Exactly one valid object with the required keys, allowed keys only, fitting values."""
         return check_integrity(text, spec)
+
+    def relayout(self, text: str, spec: JsonSpec) -> str | None:
+        """The object on one line ("minified") or without fences ("raw JSON"), as asked."""
+        return relaid(text, spec)
 
     def proven_wrong(self, text: str, spec: JsonSpec, failure: Check) -> bool:
         """True when every key of `text`'s object was requested and its only problems are

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from stepcache_core.tasks.understanding import SHARED_LEXICON, Lexicon
 
-__all__ = ["JSON_LEXICON"]
+__all__ = ["JSON_LEXICON", "LAYOUT_LEXICON"]
 
 JSON_LEXICON = SHARED_LEXICON | Lexicon.of(
     "<keys>",
@@ -95,4 +95,44 @@ JSON_LEXICON = SHARED_LEXICON | Lexicon.of(
     "an",
     "the",
     "and",
+)
+
+#: The phrasings of the two layout rules the task reads (`JsonSpec.compact`: the object on one
+#: line; `JsonSpec.bare`: no code fence). A request whose only words beyond the keys, the subject
+#: and `JSON_LEXICON` are these states its layout for certain (`JsonSpec.layout_certain`). They
+#: stay in the residue: requests that word their layout differently share no answers.
+LAYOUT_LEXICON = Lexicon.of(
+    # one line
+    "put it on one line",
+    "put it on a single line",
+    "keep it on one line",
+    "return it on one line",
+    "on one line",
+    "on a single line",
+    "in one line",
+    "in a single line",
+    "minified",
+    "minify it",
+    "minified json",
+    "compact json",
+    "as compact json",
+    # no fence
+    "raw json",
+    "as raw json",
+    "no markdown",
+    "without markdown",
+    "no code fence",
+    "no code fences",
+    "without code fences",
+    "without a code fence",
+    "no fences",
+    "no backticks",
+    "without backticks",
+    "no code block",
+    "no code blocks",
+    "without a code block",
+    "do not use markdown",
+    "don't use markdown",
+    "do not use code fences",
+    "don't use code fences",
 )
