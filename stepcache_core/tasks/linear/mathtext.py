@@ -189,8 +189,11 @@ class Reading:
     prose_numbers: tuple[Fraction, ...]
     prose_letters: frozenset[str]
     problems: tuple[str, ...]
+    #: The words outside math, lower-cased, in order (letters only: "let's" is "let", "s").
+    prose_words: tuple[str, ...] = ()
 
 
+_WORD = re.compile(r"[^\W\d_]+")
 _FENCE = re.compile(r"```.*?(?:```|\Z)|~~~.*?(?:~~~|\Z)", re.DOTALL)
 _MATH_SPAN_RE = re.compile(
     r"\\\((?P<a>.*?)\\\)|\\\[(?P<b>.*?)\\\]|\$\$(?P<c>.*?)\$\$|\$(?P<d>[^$\n]+?)\$", re.DOTALL
@@ -398,7 +401,8 @@ def read_math(text: str, var: str) -> Reading:
     letters = frozenset(_LETTER.findall(prose)) - (ENGLISH_LETTERS - {var})
     relations.sort(key=lambda r: r.pos)
     exprs.sort(key=lambda e: e.pos)
-    return Reading(tuple(relations), tuple(exprs), numbers, letters, tuple(problems))
+    words = tuple(_WORD.findall(prose.lower()))
+    return Reading(tuple(relations), tuple(exprs), numbers, letters, tuple(problems), words)
 
 
 def literal_numbers(expr: str) -> list[Fraction]:

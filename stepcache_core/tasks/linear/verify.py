@@ -29,6 +29,7 @@ from stepcache_core.tasks.linear.operations import (
 )
 from stepcache_core.tasks.linear.renumber import signed_skeleton
 from stepcache_core.tasks.linear.spec import LinearSpec
+from stepcache_core.tasks.linear.step_words import unread_step_words
 
 __all__ = [
     "REASON_DERIVED",
@@ -248,15 +249,23 @@ def verify_steps(steps: Sequence[str], cached: LinearSpec, spec: LinearSpec) -> 
     it), equations linear and true at the new solution, numeric identities true, no other
     variable, nothing unreadable, no stale number of the cached equation (except in a
     final ``v = solution`` / boxed solution), prose numbers backed by the new equation, its
-    solution or an equation verified so far, no code block with numbers."""
+    solution or an equation verified so far, no code block with numbers; when the numbers
+    change, no word in its prose beyond the step lexicon (`step_words`)."""
     stale = _stale(cached, spec)
     allowed: set[Fraction] = set()
     shape = _problem_shape(spec)
     prev = _Previous((spec.lhs_linear, spec.rhs_linear), (spec.lhs, spec.rhs))
-    return [
-        _check_step(read_math(step, spec.variable), spec, stale, allowed, shape, step, prev)
-        for step in steps
-    ]
+    renumbered = (cached.lhs_linear, cached.rhs_linear) != (spec.lhs_linear, spec.rhs_linear)
+    checks = []
+    for step in steps:
+        reading = read_math(step, spec.variable)
+        check = _check_step(reading, spec, stale, allowed, shape, step, prev)
+        unread = unread_step_words(reading.prose_words, spec.variable) if renumbered else ()
+        if check.ok and unread:
+            shown = ", ".join(repr(w) for w in dict.fromkeys(unread))
+            check = Check(False, f"with other numbers, the step's words {shown} may be stale")
+        checks.append(check)
+    return checks
 
 
 def check_integrity(text: str, spec: LinearSpec) -> Check:
