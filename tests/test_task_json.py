@@ -511,8 +511,8 @@ def test_key_added_reuses_three_members_and_asks_only_for_the_new_key() -> None:
     assert len(generate.prompts) == 1
     prompt = generate.prompts[0]
     assert asked_keys(prompt) == ["email"]
-    assert prompt.startswith("We are writing a JSON object that describes a fictional person.")
-    context = prompt.split("do not repeat them:\n", 1)[1].split("\nReply", 1)[0]
+    assert prompt.startswith("JSON object describing a fictional person; already written: ")
+    context = prompt.split("already written: ", 1)[1].split("\nReply", 1)[0]
     assert json.loads(context) == {"name": "Alice", "age": 30, "city": "New York"}
     outside = prompt.replace(context, "")
     assert not re.search(r"\b(name|age|city)\b", outside)

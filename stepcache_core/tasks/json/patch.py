@@ -91,23 +91,23 @@ def patch_answer(
 def missing_keys_prompt(
     spec: JsonSpec, known: dict[str, Any], missing: Sequence[str], last_failure: str = ""
 ) -> str:
-    """The backend prompt of a patch: names the subject, shows `known`, asks only `missing`."""
+    """The backend prompt of a patch, short because every patch pays for it: the subject, the
+    members kept (one line of JSON, context only), and only the `missing` keys with their
+    schemas."""
     subject = spec.subject or "requested item"
     article = "an" if subject[:1].lower() in "aeiou" else "a"
-    lines = [f"We are writing a JSON object that describes {article} {subject}."]
+    head = f"JSON object describing {article} {subject}"
     if known:
-        lines += [
-            "These members are already written; keep them in mind but do not repeat them:",
-            json.dumps(known, ensure_ascii=False, indent=2),
-        ]
+        kept = json.dumps(known, ensure_ascii=False, separators=(",", ":"))
+        head += f"; already written: {kept}"
     wanted = ", ".join(json.dumps(k, ensure_ascii=False) for k in missing)
-    lines.append(f"Reply with only a JSON object with exactly these keys: {wanted}.")
+    lines = [head, f"Reply with only a JSON object with exactly these keys: {wanted}."]
     typed = [
-        f"{json.dumps(k, ensure_ascii=False)} must match the JSON Schema {canonical_json(s)}"
+        f"; {json.dumps(k, ensure_ascii=False)} must match {canonical_json(s)}"
         for k in missing
         if (s := spec.value_schema(k)) is not None
     ]
-    lines.append("Give every key a realistic, non-empty value." + "".join(f" {t}." for t in typed))
+    lines.append("Realistic, non-empty values" + "".join(typed) + ".")
     if last_failure:
         lines.append(f"The previous answer was rejected: {last_failure}. Fix that.")
     return "\n".join(lines)
