@@ -94,6 +94,8 @@ def kind_figures(records: Sequence[Record]) -> dict[str, Any]:
         out[key] = {
             "n": len(rs),
             "paths": {p: sum(r.path == p for r in rs) for p in PATHS},
+            # served without asking the model (a reuse, or a patch that only drops steps)
+            "no_model_call": sum(r.calls == 0 for r in rs),
             "correct_task": _frac(r.correct_task for r in rs),
             "wrong_served": sum(r.wrong_served for r in rs),
             "latency_mean_s": statistics.fmean(r.latency_s for r in rs),

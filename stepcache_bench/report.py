@@ -318,7 +318,7 @@ def comparison_rows(comparison: dict[str, Any]) -> list[list[str]]:
 def _kind_rows(data: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     arms = list(data["arms"])
     head = ["kind", "n", *(f"{ARM_LABELS.get(a, a)}: latency / correct" for a in arms)]
-    head.append("StepCache paths")
+    head += ["StepCache paths", "StepCache: no model call"]
     rows = []
     for kind, sc in data["by_kind"].get("stepcache", {}).items():
         cells = [kind, str(sc["n"])]
@@ -328,6 +328,7 @@ def _kind_rows(data: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
                 "-" if k is None else f"{k['latency_mean_s']:.2f} / {100 * k['correct_task']:.0f} %"
             )
         cells.append(" / ".join(str(sc["paths"][p]) for p in PATHS))
+        cells.append(str(sc.get("no_model_call", "-")))
         rows.append(cells)
     return head, rows
 
@@ -397,8 +398,10 @@ def page(files: dict[str, dict[str, Any]], img_prefix: str = "img/") -> str:
         if rows:
             lines += ["", f"### Per perturbation kind: {_title(name)}", ""]
             lines += [
-                "Mean latency (s), correctness by the task checker, and StepCache's paths "
-                "(exact/reuse/patch/skip/miss).",
+                "Mean latency (s), correctness by the task checker, StepCache's paths "
+                "(exact/reuse/patch/skip/miss), and how many of the kind StepCache served "
+                "without asking the model (reuses, and patches that only drop steps: a key "
+                "removed, prose the new wording forbids).",
                 "",
                 *_table(head, rows),
             ]

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from stepcache_core import CacheConfig, InMemoryStore, Path, StepCache, TaskRegistry
+from stepcache_core import CacheConfig, InMemoryStore, Path, Result, StepCache, TaskRegistry
 from stepcache_core.tasks.json import JsonObjectTask
 from stepcache_core.tasks.json.layout import minified, relaid
 from stepcache_core.tasks.json.parse import detect_json_spec
@@ -89,3 +89,10 @@ def test_a_request_without_a_layout_rule_is_never_relaid() -> None:
     assert spec is not None and not spec.compact
     assert JsonObjectTask().relayout(PRETTY, spec) is None
     assert cache().generate(prompt, ScriptedBackend(lambda p: PRETTY)).text == PRETTY
+
+
+def test_streamed_steps_join_to_the_relaid_answer() -> None:
+    items = list(cache().stream(ONE_LINE, ScriptedBackend(lambda p: PRETTY)))
+    result = items[-1]
+    assert isinstance(result, Result) and result.text.startswith('{"make":"Toyota"')
+    assert "".join(i.text for i in items[:-1] if not isinstance(i, Result)) == result.text
