@@ -2025,6 +2025,70 @@ def _schema_unenforced(base: Base, rng: random.Random) -> Variant:
     )
 
 
+# ------------------------------------------------- round three: quoted text is content
+
+Q3 = "quoted text"
+#: (cached, new): the same quoted words but for their case or punctuation, or a word that the
+#: instruction lexicon holds ("please", "thanks") in place of another.
+_QUOTED_PAIRS = (
+    ("Thanks!", "THANKS!"),
+    ("Thanks!", "Thanks?"),
+    ("Thanks", "Please"),
+    ("Best, Sam", "Best. Sam"),
+    ("N/A", "n/a"),
+    ("hello", "Hello"),
+)
+_QUOTED_TEMPLATES = (
+    "Sign off with '{w}'.",
+    'End your answer with the word "{w}".',
+    "Add the line \u201c{w}\u201d at the end.",
+)
+
+
+@edit_kind(
+    "quoted: a literal's case, punctuation or lexicon word",
+    Q3,
+    Expect.MODEL_ANSWERS,
+    None,
+    _text_allowed,
+)
+def _quoted_literal(base: Base, rng: random.Random) -> Variant:
+    """The residue folds case, drops punctuation and strips lexicon words: inside quotes each
+    of them is what the answer must contain."""
+    old, new = rng.choice(_QUOTED_PAIRS)
+    template = rng.choice(_QUOTED_TEMPLATES)
+    return Variant(
+        "quoted: a literal's case, punctuation or lexicon word",
+        append(base.prompt, template.format(w=old)),
+        append(base.prompt, template.format(w=new)),
+        Expect.MODEL_ANSWERS,
+        f"{perfect_answer(base)}\n\n{old}",
+        f"{perfect_answer(base)}\n\n{new}",
+    )
+
+
+@edit_kind("quoted: quotes make a value a string", Q3, Expect.MODEL_ANSWERS, "json")
+def _quoted_type(base: Base, rng: random.Random) -> Variant:
+    """ "Its age is 30." asks for a number, 'Its age is "30".' for a string (and an example
+    object's "30" for a string too): dropping the quotes serves the cached number."""
+    b = _obj(base)
+    key, n = b.key_of(("integer", "number")), rng.randint(10, 90)
+    if rng.random() < 0.5:
+        cached, prompt = f"Its {key} is {n}.", f'Its {key} is "{n}".'
+    else:
+        example = {k: _SAMPLE_VALUES[t] for k, t in b.keys}
+        cached = "For example: " + json.dumps({**example, key: n})
+        prompt = "For example: " + json.dumps({**example, key: str(n)})
+    return Variant(
+        "quoted: quotes make a value a string",
+        append(b.prompt, cached),
+        append(b.prompt, prompt),
+        Expect.MODEL_ANSWERS,
+        json_answer(b.key_names, dict(b.keys), {key: n}),
+        json_answer(b.key_names, dict(b.keys), {key: str(n)}),
+    )
+
+
 ALL_BASES: tuple[Base, ...] = (*linear_bases(), *json_bases())
 KINDS: Mapping[str, EditKind] = {k.name: k for k in EDIT_KINDS}
 

@@ -110,3 +110,25 @@ def test_case_spacing_and_punctuation_of_lexicon_words_never_change_it(
     please, solve = (getattr(w, case)() for w in ("please", "solve"))
     prompt = f"{please}{space}{solve} 3x + 5 = 20{space}for x{stop}"
     assert _res(prompt) == ()
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("End with 'Thanks!'", "End with 'THANKS!'"),  # case inside quotes
+        ("End with 'Thanks!'", "End with 'Thanks?'"),  # punctuation inside quotes
+        ('Sign off with "Thanks".', 'Sign off with "Please".'),  # lexicon words inside quotes
+        ("Its age is 30.", 'Its age is "30".'),  # quotes make a number a string
+        ('Leave it "".', "Leave it."),  # an empty string is a value
+    ],
+)
+def test_quoted_text_is_content(old: str, new: str) -> None:
+    base = "Solve 3x + 5 = 20 for x. "
+    assert residue_change(_res(base + old), _res(base + new))
+
+
+def test_quotes_around_the_final_line_placeholder_are_wording() -> None:
+    quoted = "Solve 3x + 5 = 20 for x and end with 'x = <value>'."
+    plain = "Solve 3x + 5 = 20 for x and end with x = <value>."
+    assert _res(quoted) == _res(plain)
+    assert _res("Solve 3x + 5 = 20 for x. Sign off with 'Bob's pal'.")  # apostrophes read

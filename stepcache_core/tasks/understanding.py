@@ -7,6 +7,11 @@ lexicon of instruction wordings removed ("solve", "show your steps", "please", .
 may share steps only when their residues are the same sequence of tokens: any other word, number or
 symbol added, removed or changed is a core change, reported with the words quoted. Nothing outside
 the lexicon is ever treated as "mere rewording": unknown means different.
+
+Quoted text is content, not wording: inside quotes ('...', "...", “...”, `...`) every word keeps
+its case and its punctuation and is never taken for a lexicon phrase ("sign off with 'Thanks!'" is
+not "sign off with 'THANKS?'" nor "'Please'"), and a quoted number, ``true``, ``false``, ``null``
+or empty string stays one quoted token (``"30"`` is a string, ``30`` a number).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ __all__ = [
     "Mask",
     "residue",
     "residue_change",
+    "residue_tokens",
 ]
 
 
@@ -47,9 +53,48 @@ _TOKEN = re.compile(
 
 
 def tokens(text: str) -> list[str]:
-    """`text` as residue tokens: lower-cased words, whole numbers, placeholders and symbols;
+    """`text` as lexicon tokens: lower-cased words, whole numbers, placeholders and symbols;
     sentence punctuation, brackets and quotes are dropped."""
     return [t.replace("’", "'") for t in _TOKEN.findall(text.lower())]
+
+
+#: A quoted span on one line: straight or curly quotes (an apostrophe inside or right after a word,
+#: "don't", "the students' books", opens nothing), or a code span in single backticks.
+_QUOTED = re.compile(
+    r"(?<![\w`])(?:\"(?P<d>[^\"\n]*)\"|'(?P<s>[^'\n]*)'|“(?P<c>[^”\n]*)”|‘(?P<t>[^’\n]*)’"
+    r"|`(?P<b>[^`\n]+)`)(?![\w`])"
+)
+#: Quoted content that is a JSON literal: a number, ``true``, ``false``, ``null``, or nothing.
+_QUOTED_LITERAL = re.compile(r"\s*(?:-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|true|false|null)?\s*", re.I)
+#: Inside quotes: placeholders and words as outside, and every other visible character.
+_QUOTED_TOKEN = re.compile(r"<[a-z_]+>|\d+(?:[.,]\d+)*|\w+(?:[-'’.]\w+)*|\S")
+#: A quoted token is marked so that no lexicon phrase matches it; placeholders and math symbols
+#: inside quotes ("end with 'x = <value>'") are not.
+_MARK = '"'
+
+
+def _quoted_tokens(body: str) -> list[str]:
+    if _QUOTED_LITERAL.fullmatch(body):
+        return [f"{_MARK}{body.strip()}{_MARK}"]
+    out = []
+    for tok in _QUOTED_TOKEN.findall(body):
+        plain = _TOKEN.fullmatch(tok.lower()) is not None and not tok[0].isalnum()
+        out.append(tok if plain or tok.startswith("<") else f"{_MARK}{tok}{_MARK}")
+    return out
+
+
+def residue_tokens(text: str) -> list[str]:
+    """`text` as residue tokens: `tokens` outside quotes; inside quotes, every word and sign as
+    written (case and punctuation kept, marked so that no lexicon phrase matches it)."""
+    out: list[str] = []
+    at = 0
+    for m in _QUOTED.finditer(text):
+        out += tokens(text[at : m.start()])
+        body = next(g for g in m.group("d", "s", "c", "t", "b") if g is not None)
+        out += _quoted_tokens(body)
+        at = m.end()
+    out += tokens(text[at:])
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +173,7 @@ def _masked(prompt: str, masks: Iterable[Mask]) -> str:
 def residue(prompt: str, masks: Iterable[Mask], lexicon: Lexicon) -> tuple[str, ...]:
     """The prompt's residue: its tokens with `masks` replaced by their placeholders and the
     lexicon's phrases removed."""
-    return lexicon.strip(tokens(_masked(prompt, masks)))
+    return lexicon.strip(residue_tokens(_masked(prompt, masks)))
 
 
 def residue_change(cached: Sequence[str], new: Sequence[str]) -> str:
