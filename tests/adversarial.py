@@ -2089,6 +2089,37 @@ def _quoted_type(base: Base, rng: random.Random) -> Variant:
     )
 
 
+#: (cached, new): one value written in another case, not in quotes.
+_CASED_PAIRS = (("Oslo", "OSLO"), ("Rex", "rex"), ("McKay", "Mckay"), ("iPhone", "IPHONE"))
+
+
+@edit_kind("prose: a value's case changed", P, Expect.MODEL_ANSWERS, None)
+def _value_cased(base: Base, rng: random.Random) -> Variant:
+    """ "Its city is Oslo." and "Its city is OSLO." ask for other strings (a sign-off the same):
+    the residue folded case, so the cached value was served for the other."""
+    old, new = rng.choice(_CASED_PAIRS)
+    if rng.random() < 0.5:
+        old, new = new, old
+    if isinstance(base, JsonBase):
+        key = base.key_of(("string",))
+        sentence = rng.choice(("Its {k} is {w}.", "Make it one whose {k} is {w}."))
+        cached, prompt = (sentence.format(k=key, w=w) for w in (old, new))
+        cached_answer = json_answer(base.key_names, dict(base.keys), {key: old})
+        answer = json_answer(base.key_names, dict(base.keys), {key: new})
+    else:
+        cached, prompt = (f"Sign off with {w}, your tutor." for w in (old, new))
+        cached_answer = f"{perfect_answer(base)}\n\n{old}, your tutor"
+        answer = f"{perfect_answer(base)}\n\n{new}, your tutor"
+    return Variant(
+        "prose: a value's case changed",
+        append(base.prompt, cached),
+        append(base.prompt, prompt),
+        Expect.MODEL_ANSWERS,
+        cached_answer,
+        answer,
+    )
+
+
 ALL_BASES: tuple[Base, ...] = (*linear_bases(), *json_bases())
 KINDS: Mapping[str, EditKind] = {k.name: k for k in EDIT_KINDS}
 

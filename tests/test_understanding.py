@@ -50,7 +50,7 @@ def test_lexicon_phrases_do_not_change_the_residue() -> None:
         ("Then add 4 to the result.", "then add 4 to the result"),
         ("Give the answer modulo 7.", "give the answer modulo 7"),
         ("x must be positive.", "must be positive"),
-        ("Antworte auf Deutsch.", "antworte auf deutsch"),
+        ("Antworte auf Deutsch.", "antworte auf Deutsch"),  # quoted in its case
         ("Do not show your steps.", "do not"),
         ("End with 'Thanks!'", "end with"),
     ],
@@ -132,3 +132,15 @@ def test_quotes_around_the_final_line_placeholder_are_wording() -> None:
     plain = "Solve 3x + 5 = 20 for x and end with x = <value>."
     assert _res(quoted) == _res(plain)
     assert _res("Solve 3x + 5 = 20 for x. Sign off with 'Bob's pal'.")  # apostrophes read
+
+
+def test_case_counts_outside_quotes_but_for_a_sentence_start() -> None:
+    base = "Solve 3x + 5 = 20 for x. "
+    assert residue_change(_res(base + "Sign off with Bob."), _res(base + "Sign off with BOB."))
+    assert residue_change(_res(base + "Sign off with Bob."), _res(base + "Sign off with bob."))
+    assert _res(base + "Then add 4.") == _res(base + "then add 4.")
+    assert _res("PLEASE SOLVE 3x + 5 = 20 FOR x") == _res("please solve 3x + 5 = 20 for x") == ()
+    # a sentence that opens with lexicon words: the first word left is its start
+    assert _res("Please, Solve 3x + 5 = 20 for x. Hi, Then add 4.") == _res(
+        "Please, solve 3x + 5 = 20 for x. Hi, then add 4."
+    )

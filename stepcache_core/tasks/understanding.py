@@ -8,6 +8,8 @@ may share steps only when their residues are the same sequence of tokens: any ot
 symbol added, removed or changed is a core change, reported with the words quoted. Nothing outside
 the lexicon is ever treated as "mere rewording": unknown means different.
 
+Outside quotes a word keeps its case too, but for the first letter of a sentence ("Its name is
+Bob" is not "Its name is BOB"; "Then add 4" is "then add 4"); the lexicon matches in any case.
 Quoted text is content, not wording: inside quotes ('...', "...", “...”, `...`) every word keeps
 its case and its punctuation and is never taken for a lexicon phrase ("sign off with 'Thanks!'" is
 not "sign off with 'THANKS?'" nor "'Please'"), and a quoted number, ``true``, ``false``, ``null``
@@ -28,7 +30,6 @@ __all__ = [
     "Mask",
     "residue",
     "residue_change",
-    "residue_tokens",
 ]
 
 
@@ -83,17 +84,35 @@ def _quoted_tokens(body: str) -> list[str]:
     return out
 
 
-def residue_tokens(text: str) -> list[str]:
-    """`text` as residue tokens: `tokens` outside quotes; inside quotes, every word and sign as
-    written (case and punctuation kept, marked so that no lexicon phrase matches it)."""
-    out: list[str] = []
+#: What ends a sentence or a clause that may start with a capital letter.
+_SENTENCE_END = re.compile(r"[.!?:;\n]")
+
+
+def _cased_tokens(text: str, initial: bool) -> tuple[list[tuple[str, bool]], bool]:
+    """`tokens` of `text` in their case, each with whether it starts a sentence, and whether the
+    text after them starts one (`initial`: whether `text` itself does)."""
+    out = []
     at = 0
+    for m in _TOKEN.finditer(text):
+        initial = initial or _SENTENCE_END.search(text, at, m.start()) is not None
+        out.append((m.group().replace("’", "'"), initial))
+        initial, at = False, m.end()
+    return out, initial or _SENTENCE_END.search(text, at) is not None
+
+
+def _flagged_tokens(text: str) -> list[tuple[str, bool]]:
+    """`text` as residue tokens, each with whether it starts a sentence: words, numbers,
+    placeholders and symbols as `tokens` reads them but in their case; inside quotes, every
+    word and sign as written (marked so that no lexicon phrase matches it)."""
+    out: list[tuple[str, bool]] = []
+    at, initial = 0, True
     for m in _QUOTED.finditer(text):
-        out += tokens(text[at : m.start()])
+        words, initial = _cased_tokens(text[at : m.start()], initial)
+        out += words
         body = next(g for g in m.group("d", "s", "c", "t", "b") if g is not None)
-        out += _quoted_tokens(body)
-        at = m.end()
-    out += tokens(text[at:])
+        out += [(t, False) for t in _quoted_tokens(body)]
+        at, initial = m.end(), False
+    out += _cased_tokens(text[at:], initial)[0]
     return out
 
 
@@ -120,18 +139,24 @@ class Lexicon:
         return max((len(p) for p in self.phrases), default=0)
 
     def strip(self, toks: Sequence[str]) -> tuple[str, ...]:
-        """`toks` without the lexicon's phrases (greedy, longest match first)."""
-        out: list[str] = []
+        """`toks` without the lexicon's phrases (greedy, longest match first, in any case)."""
+        kept = self.kept(toks)
+        return tuple(t for t, keep in zip(toks, kept, strict=True) if keep)
+
+    def kept(self, toks: Sequence[str]) -> list[bool]:
+        """For each of `toks`, False where `strip` removes it as part of a phrase."""
+        out = [True] * len(toks)
         i, n, longest = 0, len(toks), self.longest
+        low = [t.lower() for t in toks]  # phrases match in any case
         while i < n:
             for size in range(min(longest, n - i), 0, -1):
-                if tuple(toks[i : i + size]) in self.phrases:
+                if tuple(low[i : i + size]) in self.phrases:
+                    out[i : i + size] = [False] * size
                     i += size
                     break
             else:
-                out.append(toks[i])
                 i += 1
-        return tuple(out)
+        return out
 
 
 #: Politeness and framing that never changes what is asked, shared by every task.
@@ -172,8 +197,17 @@ def _masked(prompt: str, masks: Iterable[Mask]) -> str:
 
 def residue(prompt: str, masks: Iterable[Mask], lexicon: Lexicon) -> tuple[str, ...]:
     """The prompt's residue: its tokens with `masks` replaced by their placeholders and the
-    lexicon's phrases removed."""
-    return lexicon.strip(residue_tokens(_masked(prompt, masks)))
+    lexicon's phrases removed; the first word left of a sentence has its first letter folded."""
+    flagged = _flagged_tokens(_masked(prompt, masks))
+    kept = lexicon.kept([t for t, _ in flagged])
+    out: list[str] = []
+    carry = False  # a sentence whose first words were lexicon phrases ("Please, Describe ...")
+    for (tok, initial), keep in zip(flagged, kept, strict=True):
+        initial = initial or carry
+        if keep:
+            out.append(tok[:1].lower() + tok[1:] if initial else tok)
+        carry = initial and not keep
+    return tuple(out)
 
 
 def residue_change(cached: Sequence[str], new: Sequence[str]) -> str:
