@@ -2120,6 +2120,30 @@ def _value_cased(base: Base, rng: random.Random) -> Variant:
     )
 
 
+@edit_kind("prose: a value negated by '!=' or put in brackets", P, Expect.MODEL_ANSWERS, "json")
+def _sign_or_brackets(base: Base, rng: random.Random) -> Variant:
+    """ "Its age = 30" and "Its age != 30", 'Set the city to "Oslo"' and 'Set the city to
+    ["Oslo"]' ask for other values: the residue dropped the '!' and the brackets."""
+    b = _obj(base)
+    if rng.random() < 0.5:
+        key, n = b.key_of(("integer", "number")), rng.randint(10, 90)
+        cached, prompt = f"Its {key} = {n}.", f"Its {key} != {n}."
+        old: object = n
+        value: object = n + 1
+    else:
+        key, w = b.key_of(("string",)), rng.choice(_WORDS)
+        cached, prompt = f'Set the {key} to "{w}".', f'Set the {key} to ["{w}"].'
+        old, value = w, [w]
+    return Variant(
+        "prose: a value negated by '!=' or put in brackets",
+        append(b.prompt, cached),
+        append(b.prompt, prompt),
+        Expect.MODEL_ANSWERS,
+        json_answer(b.key_names, dict(b.keys), {key: old}),
+        json_answer(b.key_names, dict(b.keys), {key: value}),
+    )
+
+
 ALL_BASES: tuple[Base, ...] = (*linear_bases(), *json_bases())
 KINDS: Mapping[str, EditKind] = {k.name: k for k in EDIT_KINDS}
 

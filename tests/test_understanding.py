@@ -144,3 +144,11 @@ def test_case_counts_outside_quotes_but_for_a_sentence_start() -> None:
     assert _res("Please, Solve 3x + 5 = 20 for x. Hi, Then add 4.") == _res(
         "Please, solve 3x + 5 = 20 for x. Hi, then add 4."
     )
+
+
+def test_a_negated_sign_and_brackets_count() -> None:
+    base = "Solve 3x + 5 = 20 for x. "
+    assert residue_change(_res(base + "Label it = 4."), _res(base + "Label it != 4."))
+    assert residue_change(_res(base + 'Tag it "a".'), _res(base + 'Tag it ["a"].'))
+    assert residue_change(_res(base + "Tag it [a]."), _res(base + "Tag it {a}."))
+    assert _res(base + "Tag it (a).") == _res(base + "Tag it a.")  # parentheses are punctuation

@@ -1,8 +1,8 @@
 """Closed-world request understanding: what a task parsed out of a prompt, and everything else.
 
 A task reads part of a prompt into its spec (an equation, a key list). The rest is the *residue*:
-the prompt with the parsed spans replaced by placeholders (``<eq>``, ``<v>``, ``<keys>``), folded
-to lower case, split into words, numbers and math symbols, with the phrases of a closed, reviewed
+the prompt with the parsed spans replaced by placeholders (``<eq>``, ``<v>``, ``<keys>``), split
+into words, numbers and symbols (``=``, ``!=``, brackets), with the phrases of a closed, reviewed
 lexicon of instruction wordings removed ("solve", "show your steps", "please", ...). Two requests
 may share steps only when their residues are the same sequence of tokens: any other word, number or
 symbol added, removed or changed is a core change, reported with the words quoted. Nothing outside
@@ -44,18 +44,20 @@ class Mask(NamedTuple):
 #: Placeholders (a task's masks, and a literal ``<value>`` in a prompt), numbers (digits with any
 #: grouping or decimal marks, kept whole: "4,500" is one token, never 4 and 500), words (any
 #: script; inner hyphens, apostrophes, dots and underscores kept: "user.id" is not "user id"),
-#: and every symbol that can carry meaning.
+#: and every symbol that can carry meaning: ``!=`` (not ``=``), square brackets and braces (a list
+#: or an object, not a string); sentence punctuation, parentheses and quotes are not tokens.
 _TOKEN = re.compile(
     r"<[a-z_]+>"
     r"|\d+(?:[.,]\d+)*"
     r"|\w+(?:[-'’.]\w+)*"
-    r"|[^\w\s.,;:!?()\[\]{}\"'`’“”]",
+    r"|!="
+    r"|[^\w\s.,;:!?()\"'`’“”]",
 )
 
 
 def tokens(text: str) -> list[str]:
     """`text` as lexicon tokens: lower-cased words, whole numbers, placeholders and symbols;
-    sentence punctuation, brackets and quotes are dropped."""
+    sentence punctuation, parentheses and quotes are dropped."""
     return [t.replace("’", "'") for t in _TOKEN.findall(text.lower())]
 
 
