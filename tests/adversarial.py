@@ -2144,6 +2144,50 @@ def _sign_or_brackets(base: Base, rng: random.Random) -> Variant:
     )
 
 
+# ------------------------------------------------- never worse: the model's own answer as written
+
+N = "the model's answer as written"
+#: A value written as a repeating or rounded decimal or a unicode fraction, each of them right:
+#: (the form, given the whole part, the repetend digit, the value to 2 places and the fraction).
+_REPEATING_FORMS = (
+    "{w}.{d}{d}{d}...",
+    "{w}.{d}{d}{d}\u2026",
+    "{w}.({d})",
+    "{w}.{d} recurring",
+    "{w}.{d}{d}{d}{d} (repeating)",
+    "{w}.{d}\u0305",
+    "{w}.\\overline{{{d}}}",
+    "{w}.{r} (to 2 d.p.)",
+    "{w}{frac}",
+)
+
+
+@edit_kind(
+    "the model writes a repeating or rounded value", N, Expect.MODEL_ANSWERS, "linear", _composed
+)
+def _repeating_value(base: Base, rng: random.Random) -> Variant:
+    """Another equation, with a solution in thirds, that the model answers right but writes as
+    ``x = 5.333...``, ``5⅓`` or ``5.33 (to 2 d.p.)``: read as x = 5.333 or 5 it was proven wrong
+    and replaced, though the model was right."""
+    b = _lin(base)
+    k, a = rng.randint(4, 9), rng.choice((1, 2))
+    value = Fraction(3 * k + a, 3)
+    eq = LinearBase(f"3{b.v}", str(3 * k + a), b.v)
+    form = rng.choice(_REPEATING_FORMS)
+    written = form.format(
+        w=k, d=3 * a, r="33" if a == 1 else "67", frac="\u2153" if a == 1 else "\u2154"
+    )
+    answer = f"Divide both sides by 3: {b.v} = {_fmt(value)}\n\n{b.v} = {written}"
+    return Variant(
+        "the model writes a repeating or rounded value",
+        b.prompt,
+        eq.prompt,
+        Expect.MODEL_ANSWERS,
+        perfect_answer(b),
+        answer,
+    )
+
+
 ALL_BASES: tuple[Base, ...] = (*linear_bases(), *json_bases())
 KINDS: Mapping[str, EditKind] = {k.name: k for k in EDIT_KINDS}
 
