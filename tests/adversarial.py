@@ -2144,6 +2144,26 @@ def _sign_or_brackets(base: Base, rng: random.Random) -> Variant:
     )
 
 
+@edit_kind("notation: a number right after a parenthesis", M, Expect.MODEL_ANSWERS, "linear")
+def _number_after_parenthesis(base: Base, rng: random.Random) -> Variant:
+    """ "(n + 3)2 = 16" is 2(n + 3) = 16 to one reader and (n + 3)² = 16, a superscript lost in
+    a copy, to another: refuse it. The cached request wrote 2(n + 3), the first reading."""
+    b = _lin(base)
+    k = rng.choice((2, 3))
+    gap = rng.choice(("", "", " "))
+    cached = replace(b, lhs=f"{k}({b.lhs})")
+    written = replace(b, lhs=f"({b.lhs}){gap}{k}")
+    answer = perfect_answer(cached)
+    return Variant(
+        "notation: a number right after a parenthesis",
+        cached.prompt,
+        written.prompt,
+        Expect.MODEL_ANSWERS,
+        answer,
+        answer,
+    )
+
+
 # ------------------------------------------------- never worse: the model's own answer as written
 
 N = "the model's answer as written"

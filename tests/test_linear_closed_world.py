@@ -65,6 +65,8 @@ REFUSED = {
     "fraction before a parenthesis": "Solve 2x = 6/2(1 + 2) for x.",
     "the letter as a times sign": "Solve 2 x 3 = x + 1 for x.",
     "the letter as a times sign, unspaced on one side": "Solve x = 4 x5 - x for x.",
+    "a number after a parenthesis (a lost exponent?)": "Solve (n + 3)2 = 16 for n.",
+    "a number after a parenthesis, spaced": "Solve 3(x) 2 = 12 for x.",
 }
 
 
@@ -76,6 +78,8 @@ REFUSED = {
         ("Solve 3x = 1234.500 for x.", Fraction(823, 2)),
         ("Solve x/2 + 1 = 4 for x.", Fraction(6)),
         ("Solve (x + 1)/2 = 3 for x.", Fraction(5)),
+        ("Solve 2(n + 3) = 16 for n.", Fraction(5)),
+        ("Solve (x + 1)(2) = 8 for x.", Fraction(3)),
         ("Solve 0.5x + 5 = 20 for x.", Fraction(30)),
     ],
 )
