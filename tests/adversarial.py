@@ -2164,6 +2164,38 @@ def _number_after_parenthesis(base: Base, rng: random.Random) -> Variant:
     )
 
 
+def _word_after_keys(b: JsonBase, word: str) -> str:
+    """`b`'s request with `word` after its key list's last key ("name, age and city, please")."""
+    listed = key_list(b.keys, b.style)
+    assert listed in b.prompt, (b.prompt, listed)
+    return b.prompt.replace(listed, f"{listed}, {word}", 1)
+
+
+@edit_kind("keys: a polite word after the last key", K, Expect.REUSE, "json", _composed)
+def _polite_after_keys(base: Base, rng: random.Random) -> Variant:
+    """ "with the keys name, age and city, please.": the lexicon's word, not a fourth key."""
+    b = _obj(base)
+    word = rng.choice(("please", "thanks", "kindly", "thank you"))
+    return _kept("keys: a polite word after the last key", b, _word_after_keys(b, word))
+
+
+@edit_kind(
+    "keys: a word after the list's 'and'",
+    K,
+    Expect.RIGHT,
+    "json",
+    lambda b: isinstance(b, JsonBase) and _composed(b) and b.style != 1,
+)
+def _word_after_and(base: Base, rng: random.Random) -> Variant:
+    """ "name, age and city, quickly.": after "and city" the list has ended, so the word is
+    prose; read as a key it was patched into the cached answer or "repaired" into the model's."""
+    b = _obj(base)
+    word = rng.choice(("quickly", "respectively", "ok", "too", "json"))
+    return _keys_variant(
+        "keys: a word after the list's 'and'", b, _word_after_keys(b, word), b.key_names
+    )
+
+
 # ------------------------------------------------- never worse: the model's own answer as written
 
 N = "the model's answer as written"

@@ -175,7 +175,11 @@ _NOT_KEYS = word_set(
     " only exactly no not nothing none else other others any some more like such at least so etc"
     " include including named called following given below above also plus but which who whom"
     " whose where when while then there their they them"
+    # politeness after the list ("name, age and city, please"): the lexicon's words, not keys
+    " please kindly thanks thank hello hi hey ok okay"
 )
+#: A separator that joins a list's last item ("name, age and city"): an item after it is no key.
+_AND = re.compile(r"\band\b|&", re.I)
 #: Words that can be keys ("value", "from", "type") but also prose: a bare one is a key only
 #: inside a key list that is followed by more keys or ends with its clause; a list without
 #: a key noun ("a JSON object with name, age and value") may hold none of them.
@@ -257,10 +261,13 @@ def _items(src: str, *, explicit: bool, ends_clause: bool) -> tuple[list[_Item],
     `explicit`: the list follows or precedes a key noun, so a word that also reads as prose
     ("value", "from", "properties") is a key when more keys follow it or the list ends its clause
     (`ends_clause`); without a key noun such a word means `src` is no key list (``[]``). Raises
-    `_Uncertain` when keys follow a word that is never a key, or when a list ends on a prose-like
-    word in mid-clause ("and type of the person")."""
+    `_Uncertain` when keys follow a word that is never a key, when a list ends on a prose-like
+    word in mid-clause ("and type of the person"), or when it goes on after the item its "and"
+    joined ("name, age and city, quickly")."""
     out: list[_Item] = []
     covered = pos = 0
+    joined_and = False  # the item at `pos` was joined to the list by "and" or "&"
+    after_and = False  # an earlier item was: the list had ended ("name, age and city, fast")
     while (m := _ITEM.match(src, pos)) is not None:
         raw = m.group("key")
         quoted = raw[0] in "\"'`"
@@ -277,11 +284,14 @@ def _items(src: str, *, explicit: bool, ends_clause: bool) -> tuple[list[_Item],
                 break
             if last and not ends_clause:
                 raise _Uncertain(key)
+        if after_and:
+            raise _Uncertain(key)
         kind = m.group("t1") or m.group("t2")
         out.append((key, _TYPES[kind.lower()] if kind else None, quoted))
         covered = m.end()
         if last or sep is None:
             break
+        after_and, joined_and = joined_and, _AND.search(sep.group()) is not None
         pos = sep.end()
     return out, covered
 
