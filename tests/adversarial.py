@@ -2196,6 +2196,17 @@ def _word_after_and(base: Base, rng: random.Random) -> Variant:
     )
 
 
+@edit_kind("keys: an ellipsis after the key list", K, Expect.MODEL_ANSWERS, "json", _composed)
+def _ellipsis_after_keys(base: Base, rng: random.Random) -> Variant:
+    """ "with the keys name, age, city, ..." asks for more keys than those listed, as "and so
+    on" does: the cached object with the listed keys only is not the answer."""
+    b = replace(_obj(base), close=0)
+    listed = key_list(b.keys, b.style)
+    commas = ", ".join(listed.rsplit(" and ", 1))
+    written = b.prompt.replace(listed, commas + rng.choice((", ...", ", \u2026", "...")), 1)
+    return _changed("keys: an ellipsis after the key list", b, written)
+
+
 # ------------------------------------------------- never worse: the model's own answer as written
 
 N = "the model's answer as written"

@@ -82,7 +82,7 @@ def test_masks_inside_masks_add_nothing() -> None:
 
 def test_an_empty_phrase_is_refused() -> None:
     with pytest.raises(ValueError, match="at least one token"):
-        Lexicon.of("...")
+        Lexicon.of(". , ; !")  # punctuation only: no token
 
 
 _WORDS = st.sampled_from(["integers", "modulo", "7", "twice", "result", "squared", "%", "not"])
@@ -152,3 +152,9 @@ def test_a_negated_sign_and_brackets_count() -> None:
     assert residue_change(_res(base + 'Tag it "a".'), _res(base + 'Tag it ["a"].'))
     assert residue_change(_res(base + "Tag it [a]."), _res(base + "Tag it {a}."))
     assert _res(base + "Tag it (a).") == _res(base + "Tag it a.")  # parentheses are punctuation
+
+
+def test_an_ellipsis_counts() -> None:
+    base = "Solve 3x + 5 = 20 for x. Name the rules you use"
+    assert residue_change(_res(base + "."), _res(base + ", ..."))
+    assert _res(base + ", ...") == _res(base + ", \u2026")  # written either way

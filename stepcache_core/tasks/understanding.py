@@ -45,12 +45,14 @@ class Mask(NamedTuple):
 #: grouping or decimal marks, kept whole: "4,500" is one token, never 4 and 500), words (any
 #: script; inner hyphens, apostrophes, dots and underscores kept: "user.id" is not "user id"),
 #: and every symbol that can carry meaning: ``!=`` (not ``=``), square brackets and braces (a list
-#: or an object, not a string); sentence punctuation, parentheses and quotes are not tokens.
+#: or an object, not a string), an ellipsis ("name, age, city, ..." asks for more, as "and so on"
+#: does); sentence punctuation, parentheses and quotes are not tokens.
 _TOKEN = re.compile(
     r"<[a-z_]+>"
     r"|\d+(?:[.,]\d+)*"
     r"|\w+(?:[-'’.]\w+)*"
     r"|!="
+    r"|\.{3,}|…"
     r"|[^\w\s.,;:!?()\"'`’“”]",
 )
 
@@ -86,6 +88,7 @@ def _quoted_tokens(body: str) -> list[str]:
     return out
 
 
+_ELLIPSIS = re.compile(r"^\.{3,}$")
 #: What ends a sentence or a clause that may start with a capital letter.
 _SENTENCE_END = re.compile(r"[.!?:;\n]")
 
@@ -97,7 +100,7 @@ def _cased_tokens(text: str, initial: bool) -> tuple[list[tuple[str, bool]], boo
     at = 0
     for m in _TOKEN.finditer(text):
         initial = initial or _SENTENCE_END.search(text, at, m.start()) is not None
-        out.append((m.group().replace("’", "'"), initial))
+        out.append((_ELLIPSIS.sub("…", m.group().replace("’", "'")), initial))
         initial, at = False, m.end()
     return out, initial or _SENTENCE_END.search(text, at) is not None
 
