@@ -2207,6 +2207,35 @@ def _ellipsis_after_keys(base: Base, rng: random.Random) -> Variant:
     return _changed("keys: an ellipsis after the key list", b, written)
 
 
+@edit_kind("keys: bullets nested under a key", K, Expect.MODEL_ANSWERS, "json")
+def _nested_bullets(base: Base, rng: random.Random) -> Variant:
+    """ "- address" with "  - street" and "  - city" indented under it asks for an address
+    object; read as flat keys, the cached flat object was served for it, and the model's nested
+    answer was "repaired" flat."""
+    b = _obj(base)
+    top = rng.choice(("address", "location", "contact"))
+    inner = rng.sample(("street", "zip", "country", "phone"), 2)
+    indent = rng.choice(("  ", "    ", "\t"))
+    colon = rng.choice(("", ":"))
+    head = f"Create {b.subject} as JSON. Use these keys:\n" + "".join(
+        f"- {k}\n" for k in b.key_names
+    )
+    flat = head + f"- {top}\n" + "".join(f"- {k}\n" for k in inner)
+    nested = head + f"- {top}{colon}\n" + "".join(f"{indent}- {k}\n" for k in inner)
+    sample = {k: _SAMPLE_VALUES[t] for k, t in b.keys}
+    flat_answer = json_answer([*b.key_names, top, *inner], dict(b.keys))
+    nested_value = {**sample, top: dict.fromkeys(inner, "Sample")}
+    nested_answer = "```json\n" + json.dumps(nested_value, indent=2) + "\n```"
+    return Variant(
+        "keys: bullets nested under a key",
+        flat.rstrip(),
+        nested.rstrip(),
+        Expect.MODEL_ANSWERS,
+        flat_answer,
+        nested_answer,
+    )
+
+
 # ------------------------------------------------- never worse: the model's own answer as written
 
 N = "the model's answer as written"

@@ -64,6 +64,9 @@ def test_whitespace_inside_a_quoted_key_is_part_of_the_key() -> None:
         "A JSON object with the keys name, age and city, quickly.",
         "A JSON object with the keys `name`, `age` and `city`, respectively.",
         "A JSON object with the keys name and age, city.",
+        # bullets nested under a key: the keys of an inner object, not of this one
+        "Create a person as JSON. Use these keys:\n- name\n- address\n  - street\n  - city",
+        "Create a person as JSON. Use these keys:\n- name\n- address:\n- street\n- city",
     ],
 )
 def test_a_key_list_with_words_that_may_be_prose_is_refused(prompt: str) -> None:

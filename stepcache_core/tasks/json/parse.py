@@ -168,6 +168,13 @@ _BULLETS = re.compile(
     re.I,
 )
 _BULLET_ITEM = re.compile(rf"^[ \t]*(?:[-*•]|\d+[.)])[ \t]+(?P<item>{_ITEM_SRC})", re.I | re.M)
+#: Bullets that nest: one indented deeper than the first, or one that ends in a colon (a heading
+#: for the bullets under it). The keys under it belong to an inner object, not this one.
+_NESTED_BULLETS = re.compile(
+    r"\A(?P<indent>[ \t]*)[^\n]*\n(?:[^\n]*\n)*?(?P=indent)[ \t]+(?:[-*•]|\d+[.)])[ \t]"
+    r"|:[ \t]*$",
+    re.M,
+)
 #: Words that end a key list written in prose ("name, age and city and no other fields"): never
 #: read as a bare key. Followed by more keys, they make the list uncertain.
 _NOT_KEYS = word_set(
@@ -320,6 +327,8 @@ def _prose_keys(text: str) -> tuple[list[tuple[str, str | None]], list[Span]]:
         start = m.start("items")
         items: list[_Item] = []
         bullet_masks: list[Span] = []
+        if _NESTED_BULLETS.search(m.group("items")):
+            raise _Uncertain("nested bullets")  # "- address" with "  - street" under it
         for b in _BULLET_ITEM.finditer(m.group("items")):
             got, covered = _items(b.group("item"), explicit=True, ends_clause=True)
             if not got:
