@@ -2280,6 +2280,38 @@ def _repeating_value(base: Base, rng: random.Random) -> Variant:
     )
 
 
+@edit_kind(
+    "the model writes a grouped value or a decimal comma",
+    N,
+    Expect.MODEL_ANSWERS,
+    "linear",
+    _composed,
+)
+def _grouped_value(base: Base, rng: random.Random) -> Variant:
+    """Another equation that the model answers right as ``x = 1,000``, ``1'000``, ``1_000``,
+    ``1 000`` with a narrow space, or ``2,5``: read as x = 1 or x = 2 it was "repaired"."""
+    b = _lin(base)
+    if rng.random() < 0.75:
+        value = rng.choice((1000, 2500, 12000, 4096))
+        eq = LinearBase(f"{b.v}/2", str(value // 2), b.v)
+        sep = rng.choice((",", "'", "_", "\u202f"))
+        written = f"{value // 1000}{sep}{value % 1000:03d}"
+        step = f"Multiply both sides by 2: {b.v} = {value}"
+    else:
+        k = rng.randint(2, 9)
+        eq = LinearBase(f"2{b.v}", str(2 * k + 1), b.v)
+        written = f"{k},5"
+        step = f"Divide both sides by 2: {b.v} = {2 * k + 1}/2"
+    return Variant(
+        "the model writes a grouped value or a decimal comma",
+        b.prompt,
+        eq.prompt,
+        Expect.MODEL_ANSWERS,
+        perfect_answer(b),
+        f"{step}\n\n{b.v} = {written}",
+    )
+
+
 ALL_BASES: tuple[Base, ...] = (*linear_bases(), *json_bases())
 KINDS: Mapping[str, EditKind] = {k.name: k for k in EDIT_KINDS}
 

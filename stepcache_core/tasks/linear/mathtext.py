@@ -329,11 +329,14 @@ _HEDGE = (
     r"|three|four|five|six)\s+(?:d\.?\s?p\b|decimal|significant|s\.?\s?f\b|sig\w*))"
 )
 _HEDGE_WORD = re.compile(r"\b" + _HEDGE, re.IGNORECASE)
-#: What, right after a plain run that ends in a digit, says its last number goes on: an ellipsis
-#: (``5.333...``), a repetend in parentheses (``5.(3)``), a LaTeX mark (``5.\\overline{3}``), a
-#: unicode digit, fraction, superscript or combining mark (``5⅓``, ``5.3̅``, ``5²``), or a
-#: hedge word.
-_NUMBER_GOES_ON = re.compile(r"\.{2,}|…|\.?[(\\]|[ \t]*\(?[ \t]*" + _HEDGE, re.IGNORECASE)
+#: What, right after a plain run that ends in a digit, says its last number goes on: digit
+#: grouping or a decimal comma (``1,000``, ``1'000``, ``1_000``, ``1 000`` with a narrow space,
+#: ``2,5``), an ellipsis (``5.333...``), a repetend in parentheses (``5.(3)``), a LaTeX mark
+#: (``5.\\overline{3}``), a unicode digit, fraction, superscript or combining mark (``5⅓``,
+#: ``5.3̅``, ``5²``), or a hedge word.
+_NUMBER_GOES_ON = re.compile(
+    r"[,'’_\u00a0\u2007\u2009\u202f]\d+|\.{2,}|…|\.?[(\\]|[ \t]*\(?[ \t]*" + _HEDGE, re.IGNORECASE
+)
 #: After a math span: a hedge word ("\\(x = 5.33\\) (approximately)").
 _HEDGED_SPAN = re.compile(r"[ \t]*[,(]?[ \t]*" + _HEDGE, re.IGNORECASE)
 _NUMBER_MARKS = frozenset({"No", "Nd", "Mn", "Me"})
