@@ -2236,6 +2236,50 @@ def _nested_bullets(base: Base, rng: random.Random) -> Variant:
     )
 
 
+@edit_kind(
+    "form: 'end with x = <value>', cached ends otherwise",
+    F,
+    Expect.RIGHT,
+    "linear",
+    lambda b: isinstance(b, LinearBase) and _composed(b),
+)
+def _end_with_value_line(base: Base, rng: random.Random) -> Variant:
+    """The cached answer ends with a check line or a sign-off; the new request adds, in the
+    lexicon's words, "end with 'x = <value>'" (the benchmark's phrasings): what is served must
+    end with that line."""
+    b = _lin(base)
+    value = _fmt(b.solution)
+    tail = rng.choice(
+        (
+            f"Check: substituting {b.v} = {value} back gives {b.equation}, which holds.",
+            "Hope this helps!",
+        )
+    )
+    ask = rng.choice(
+        (
+            f"End with '{b.v} = <value>'.",
+            f"Make the last line {b.v} = <value>.",
+            f"Finish with {b.v} = <value>.",
+        )
+    )
+    answer = derivation(b.lhs, b.rhs, b.v)
+
+    def ends_with_value(text: str) -> str | None:
+        last = text.strip().splitlines()[-1].strip()
+        return None if last == f"{b.v} = {value}" else f"the last line is {last!r}"
+
+    return Variant(
+        "form: 'end with x = <value>', cached ends otherwise",
+        b.prompt,
+        append(b.prompt, ask),
+        Expect.RIGHT,
+        f"{answer}\n{tail}",
+        answer,
+        b.solution,
+        check=ends_with_value,
+    )
+
+
 # ------------------------------------------------- never worse: the model's own answer as written
 
 N = "the model's answer as written"

@@ -9,6 +9,7 @@ from fractions import Fraction
 import pytest
 
 from stepcache_core import InMemoryStore, LinearEquationTask, StepCache
+from stepcache_core.tasks.base import DeltaKind
 from stepcache_core.tasks.linear.parse import detect_linear
 from stepcache_core.tasks.linear.spec import LinearSpec
 from stepcache_core.tasks.linear.transfer import renumbering_for
@@ -291,3 +292,19 @@ def test_the_model_answer_is_served_unchanged(prompt: str, answer: str) -> None:
     result = cache.generate(prompt, backend)
     assert result.text == answer and not result.verified and not result.fallback_used
     assert backend.calls == 1
+
+
+def test_asking_for_the_final_value_line_is_an_answer_format() -> None:
+    """A cached answer to "Solve ... Show your steps." may end with a check line; a request that
+    asks to end with 'x = <value>' (the lexicon's words) must not get it."""
+    plain = "Solve 3x + 5 = 20 for x. Show your steps."
+    asked = "Solve 3x + 5 = 20 for x. Show your steps and end with 'x = <value>'."
+    other = "Find the value of x if 3x + 5 = 20. Make the last line 'x = <value>'."
+    specs = [detect_linear(p) for p in (plain, asked, other)]
+    assert all(s is not None and s.understood for s in specs)
+    task = LinearEquationTask()
+    a, b, c = specs
+    assert a is not None and b is not None and c is not None
+    assert "final_line" in b.output and b.output == c.output
+    assert task.compare(plain, a, asked, b).kinds == frozenset({DeltaKind.CORE})
+    assert DeltaKind.CORE not in task.compare(asked, b, other, c).kinds  # both ask for it

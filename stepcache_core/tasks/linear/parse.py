@@ -90,6 +90,12 @@ _OUTPUT_TAGS: tuple[tuple[str, re.Pattern[str]], ...] = (
         "check",
         re.compile(r"\b(?:check|verify)\s+(?:your|the)\s+(?:answer|solution|result)", re.I),
     ),
+    # The lexicon's "end with 'x = <value>'", "make the last line x = <value>": a cached answer
+    # to a request without it may end otherwise (a check line, a sign-off).
+    (
+        "final_line",
+        re.compile(r"=\s*<value>|\bfinish\s+with\s+the\s+value\s+of\b", re.I),
+    ),
 )
 _WORD_DIGITS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6}
 _ROUND = re.compile(
