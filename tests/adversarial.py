@@ -2280,6 +2280,40 @@ def _end_with_value_line(base: Base, rng: random.Random) -> Variant:
     )
 
 
+@edit_kind(
+    "form: steps asked, the cached answer is bare",
+    F,
+    Expect.RIGHT,
+    "linear",
+    lambda b: isinstance(b, LinearBase) and _composed(b),
+)
+def _steps_asked(base: Base, rng: random.Random) -> Variant:
+    """The cached request asked for the value only in the lexicon's words and its answer is the
+    bare ``x = value``; the new one asks for the steps ("show your steps", "step by step"):
+    what is served must show some working."""
+    b = _lin(base)
+    bare = replace(b, steps=0)
+    steps = b.steps or rng.randrange(1, len(_LIN_STEPS))
+    asked = replace(b, steps=steps)
+    value = _fmt(b.solution)
+
+    def working(text: str) -> str | None:
+        lines = [ln for ln in text.splitlines() if "=" in ln]
+        shown = any(re.match(rf"\s*{b.v}\s*=", ln) is None for ln in lines)
+        return None if shown else "no working shown"
+
+    return Variant(
+        "form: steps asked, the cached answer is bare",
+        bare.prompt,
+        asked.prompt,
+        Expect.RIGHT,
+        f"{b.v} = {value}",
+        perfect_answer(asked),
+        b.solution,
+        check=working,
+    )
+
+
 # ------------------------------------------------- never worse: the model's own answer as written
 
 N = "the model's answer as written"

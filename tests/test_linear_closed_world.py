@@ -305,6 +305,20 @@ def test_asking_for_the_final_value_line_is_an_answer_format() -> None:
     task = LinearEquationTask()
     a, b, c = specs
     assert a is not None and b is not None and c is not None
-    assert "final_line" in b.output and b.output == c.output
+    assert "final_line" in b.output and "final_line" in c.output
     assert task.compare(plain, a, asked, b).kinds == frozenset({DeltaKind.CORE})
     assert DeltaKind.CORE not in task.compare(asked, b, other, c).kinds  # both ask for it
+
+
+def test_a_bare_value_is_no_answer_to_a_request_for_the_steps() -> None:
+    """ "x = 5" verifies for "Solve ... for x." but, reused for "... Show your steps.", it shows no
+    working: the check fails (no proof: a model's own bare answer is still served as written)."""
+    bare = detect_linear("Solve 3x + 5 = 20 for x.")
+    steps = detect_linear("Solve 3x + 5 = 20 for x. Show your steps.")
+    assert bare is not None and steps is not None and "steps" in steps.output
+    assert check_integrity("x = 5", bare).ok
+    failing = check_integrity("x = 5", steps)
+    assert not failing.ok and not failing.wrong
+    assert check_integrity("3x = 15\nx = 5", steps).ok
+    assert not verify_steps(["x = 5\n", "So x = 5."], steps, steps)[0].ok
+    assert LinearEquationTask().compare("a", bare, "b", steps).kinds != frozenset({DeltaKind.CORE})
