@@ -2025,6 +2025,371 @@ def _schema_unenforced(base: Base, rng: random.Random) -> Variant:
     )
 
 
+# ------------------------------------------------- round three: quoted text is content
+
+Q3 = "quoted text"
+#: (cached, new): the same quoted words but for their case or punctuation, or a word that the
+#: instruction lexicon holds ("please", "thanks") in place of another.
+_QUOTED_PAIRS = (
+    ("Thanks!", "THANKS!"),
+    ("Thanks!", "Thanks?"),
+    ("Thanks", "Please"),
+    ("Best, Sam", "Best. Sam"),
+    ("N/A", "n/a"),
+    ("hello", "Hello"),
+)
+_QUOTED_TEMPLATES = (
+    "Sign off with '{w}'.",
+    'End your answer with the word "{w}".',
+    "Add the line \u201c{w}\u201d at the end.",
+)
+
+
+@edit_kind(
+    "quoted: a literal's case, punctuation or lexicon word",
+    Q3,
+    Expect.MODEL_ANSWERS,
+    None,
+    _text_allowed,
+)
+def _quoted_literal(base: Base, rng: random.Random) -> Variant:
+    """The residue folds case, drops punctuation and strips lexicon words: inside quotes each
+    of them is what the answer must contain."""
+    old, new = rng.choice(_QUOTED_PAIRS)
+    template = rng.choice(_QUOTED_TEMPLATES)
+    return Variant(
+        "quoted: a literal's case, punctuation or lexicon word",
+        append(base.prompt, template.format(w=old)),
+        append(base.prompt, template.format(w=new)),
+        Expect.MODEL_ANSWERS,
+        f"{perfect_answer(base)}\n\n{old}",
+        f"{perfect_answer(base)}\n\n{new}",
+    )
+
+
+@edit_kind("quoted: quotes make a value a string", Q3, Expect.MODEL_ANSWERS, "json")
+def _quoted_type(base: Base, rng: random.Random) -> Variant:
+    """ "Its age is 30." asks for a number, 'Its age is "30".' for a string (and an example
+    object's "30" for a string too): dropping the quotes serves the cached number."""
+    b = _obj(base)
+    key, n = b.key_of(("integer", "number")), rng.randint(10, 90)
+    if rng.random() < 0.5:
+        cached, prompt = f"Its {key} is {n}.", f'Its {key} is "{n}".'
+    else:
+        example = {k: _SAMPLE_VALUES[t] for k, t in b.keys}
+        cached = "For example: " + json.dumps({**example, key: n})
+        prompt = "For example: " + json.dumps({**example, key: str(n)})
+    return Variant(
+        "quoted: quotes make a value a string",
+        append(b.prompt, cached),
+        append(b.prompt, prompt),
+        Expect.MODEL_ANSWERS,
+        json_answer(b.key_names, dict(b.keys), {key: n}),
+        json_answer(b.key_names, dict(b.keys), {key: str(n)}),
+    )
+
+
+#: (cached, new): one value written in another case, not in quotes.
+_CASED_PAIRS = (("Oslo", "OSLO"), ("Rex", "rex"), ("McKay", "Mckay"), ("iPhone", "IPHONE"))
+
+
+@edit_kind("prose: a value's case changed", P, Expect.MODEL_ANSWERS, None)
+def _value_cased(base: Base, rng: random.Random) -> Variant:
+    """ "Its city is Oslo." and "Its city is OSLO." ask for other strings (a sign-off the same):
+    the residue folded case, so the cached value was served for the other."""
+    old, new = rng.choice(_CASED_PAIRS)
+    if rng.random() < 0.5:
+        old, new = new, old
+    if isinstance(base, JsonBase):
+        key = base.key_of(("string",))
+        sentence = rng.choice(("Its {k} is {w}.", "Make it one whose {k} is {w}."))
+        cached, prompt = (sentence.format(k=key, w=w) for w in (old, new))
+        cached_answer = json_answer(base.key_names, dict(base.keys), {key: old})
+        answer = json_answer(base.key_names, dict(base.keys), {key: new})
+    else:
+        cached, prompt = (f"Sign off with {w}, your tutor." for w in (old, new))
+        cached_answer = f"{perfect_answer(base)}\n\n{old}, your tutor"
+        answer = f"{perfect_answer(base)}\n\n{new}, your tutor"
+    return Variant(
+        "prose: a value's case changed",
+        append(base.prompt, cached),
+        append(base.prompt, prompt),
+        Expect.MODEL_ANSWERS,
+        cached_answer,
+        answer,
+    )
+
+
+@edit_kind("prose: a value negated by '!=' or put in brackets", P, Expect.MODEL_ANSWERS, "json")
+def _sign_or_brackets(base: Base, rng: random.Random) -> Variant:
+    """ "Its age = 30" and "Its age != 30", 'Set the city to "Oslo"' and 'Set the city to
+    ["Oslo"]' ask for other values: the residue dropped the '!' and the brackets."""
+    b = _obj(base)
+    if rng.random() < 0.5:
+        key, n = b.key_of(("integer", "number")), rng.randint(10, 90)
+        cached, prompt = f"Its {key} = {n}.", f"Its {key} != {n}."
+        old: object = n
+        value: object = n + 1
+    else:
+        key, w = b.key_of(("string",)), rng.choice(_WORDS)
+        cached, prompt = f'Set the {key} to "{w}".', f'Set the {key} to ["{w}"].'
+        old, value = w, [w]
+    return Variant(
+        "prose: a value negated by '!=' or put in brackets",
+        append(b.prompt, cached),
+        append(b.prompt, prompt),
+        Expect.MODEL_ANSWERS,
+        json_answer(b.key_names, dict(b.keys), {key: old}),
+        json_answer(b.key_names, dict(b.keys), {key: value}),
+    )
+
+
+@edit_kind("notation: a number right after a parenthesis", M, Expect.MODEL_ANSWERS, "linear")
+def _number_after_parenthesis(base: Base, rng: random.Random) -> Variant:
+    """ "(n + 3)2 = 16" is 2(n + 3) = 16 to one reader and (n + 3)² = 16, a superscript lost in
+    a copy, to another: refuse it. The cached request wrote 2(n + 3), the first reading."""
+    b = _lin(base)
+    k = rng.choice((2, 3))
+    gap = rng.choice(("", "", " "))
+    cached = replace(b, lhs=f"{k}({b.lhs})")
+    written = replace(b, lhs=f"({b.lhs}){gap}{k}")
+    answer = perfect_answer(cached)
+    return Variant(
+        "notation: a number right after a parenthesis",
+        cached.prompt,
+        written.prompt,
+        Expect.MODEL_ANSWERS,
+        answer,
+        answer,
+    )
+
+
+def _word_after_keys(b: JsonBase, word: str) -> str:
+    """`b`'s request with `word` after its key list's last key ("name, age and city, please")."""
+    listed = key_list(b.keys, b.style)
+    assert listed in b.prompt, (b.prompt, listed)
+    return b.prompt.replace(listed, f"{listed}, {word}", 1)
+
+
+@edit_kind("keys: a polite word after the last key", K, Expect.REUSE, "json", _composed)
+def _polite_after_keys(base: Base, rng: random.Random) -> Variant:
+    """ "with the keys name, age and city, please.": the lexicon's word, not a fourth key."""
+    b = _obj(base)
+    word = rng.choice(("please", "thanks", "kindly", "thank you"))
+    return _kept("keys: a polite word after the last key", b, _word_after_keys(b, word))
+
+
+@edit_kind(
+    "keys: a word after the list's 'and'",
+    K,
+    Expect.RIGHT,
+    "json",
+    lambda b: isinstance(b, JsonBase) and _composed(b) and b.style != 1,
+)
+def _word_after_and(base: Base, rng: random.Random) -> Variant:
+    """ "name, age and city, quickly.": after "and city" the list has ended, so the word is
+    prose; read as a key it was patched into the cached answer or "repaired" into the model's."""
+    b = _obj(base)
+    word = rng.choice(("quickly", "respectively", "ok", "too", "json"))
+    return _keys_variant(
+        "keys: a word after the list's 'and'", b, _word_after_keys(b, word), b.key_names
+    )
+
+
+@edit_kind("keys: an ellipsis after the key list", K, Expect.MODEL_ANSWERS, "json", _composed)
+def _ellipsis_after_keys(base: Base, rng: random.Random) -> Variant:
+    """ "with the keys name, age, city, ..." asks for more keys than those listed, as "and so
+    on" does: the cached object with the listed keys only is not the answer."""
+    b = replace(_obj(base), close=0)
+    listed = key_list(b.keys, b.style)
+    commas = ", ".join(listed.rsplit(" and ", 1))
+    written = b.prompt.replace(listed, commas + rng.choice((", ...", ", \u2026", "...")), 1)
+    return _changed("keys: an ellipsis after the key list", b, written)
+
+
+@edit_kind("keys: bullets nested under a key", K, Expect.MODEL_ANSWERS, "json")
+def _nested_bullets(base: Base, rng: random.Random) -> Variant:
+    """ "- address" with "  - street" and "  - city" indented under it asks for an address
+    object; read as flat keys, the cached flat object was served for it, and the model's nested
+    answer was "repaired" flat."""
+    b = _obj(base)
+    top = rng.choice(("address", "location", "contact"))
+    inner = rng.sample(("street", "zip", "country", "phone"), 2)
+    indent = rng.choice(("  ", "    ", "\t"))
+    colon = rng.choice(("", ":"))
+    head = f"Create {b.subject} as JSON. Use these keys:\n" + "".join(
+        f"- {k}\n" for k in b.key_names
+    )
+    flat = head + f"- {top}\n" + "".join(f"- {k}\n" for k in inner)
+    nested = head + f"- {top}{colon}\n" + "".join(f"{indent}- {k}\n" for k in inner)
+    sample = {k: _SAMPLE_VALUES[t] for k, t in b.keys}
+    flat_answer = json_answer([*b.key_names, top, *inner], dict(b.keys))
+    nested_value = {**sample, top: dict.fromkeys(inner, "Sample")}
+    nested_answer = "```json\n" + json.dumps(nested_value, indent=2) + "\n```"
+    return Variant(
+        "keys: bullets nested under a key",
+        flat.rstrip(),
+        nested.rstrip(),
+        Expect.MODEL_ANSWERS,
+        flat_answer,
+        nested_answer,
+    )
+
+
+@edit_kind(
+    "form: 'end with x = <value>', cached ends otherwise",
+    F,
+    Expect.RIGHT,
+    "linear",
+    lambda b: isinstance(b, LinearBase) and _composed(b),
+)
+def _end_with_value_line(base: Base, rng: random.Random) -> Variant:
+    """The cached answer ends with a check line or a sign-off; the new request adds, in the
+    lexicon's words, "end with 'x = <value>'" (the benchmark's phrasings): what is served must
+    end with that line."""
+    b = _lin(base)
+    value = _fmt(b.solution)
+    tail = rng.choice(
+        (
+            f"Check: substituting {b.v} = {value} back gives {b.equation}, which holds.",
+            "Hope this helps!",
+        )
+    )
+    ask = rng.choice(
+        (
+            f"End with '{b.v} = <value>'.",
+            f"Make the last line {b.v} = <value>.",
+            f"Finish with {b.v} = <value>.",
+        )
+    )
+    answer = derivation(b.lhs, b.rhs, b.v)
+
+    def ends_with_value(text: str) -> str | None:
+        last = text.strip().splitlines()[-1].strip()
+        return None if last == f"{b.v} = {value}" else f"the last line is {last!r}"
+
+    return Variant(
+        "form: 'end with x = <value>', cached ends otherwise",
+        b.prompt,
+        append(b.prompt, ask),
+        Expect.RIGHT,
+        f"{answer}\n{tail}",
+        answer,
+        b.solution,
+        check=ends_with_value,
+    )
+
+
+@edit_kind(
+    "form: steps asked, the cached answer is bare",
+    F,
+    Expect.RIGHT,
+    "linear",
+    lambda b: isinstance(b, LinearBase) and _composed(b),
+)
+def _steps_asked(base: Base, rng: random.Random) -> Variant:
+    """The cached request asked for the value only in the lexicon's words and its answer is the
+    bare ``x = value``; the new one asks for the steps ("show your steps", "step by step"):
+    what is served must show some working."""
+    b = _lin(base)
+    bare = replace(b, steps=0)
+    steps = b.steps or rng.randrange(1, len(_LIN_STEPS))
+    asked = replace(b, steps=steps)
+    value = _fmt(b.solution)
+
+    def working(text: str) -> str | None:
+        lines = [ln for ln in text.splitlines() if "=" in ln]
+        shown = any(re.match(rf"\s*{b.v}\s*=", ln) is None for ln in lines)
+        return None if shown else "no working shown"
+
+    return Variant(
+        "form: steps asked, the cached answer is bare",
+        bare.prompt,
+        asked.prompt,
+        Expect.RIGHT,
+        f"{b.v} = {value}",
+        perfect_answer(asked),
+        b.solution,
+        check=working,
+    )
+
+
+# ------------------------------------------------- never worse: the model's own answer as written
+
+N = "the model's answer as written"
+#: A value written as a repeating or rounded decimal or a unicode fraction, each of them right:
+#: (the form, given the whole part, the repetend digit, the value to 2 places and the fraction).
+_REPEATING_FORMS = (
+    "{w}.{d}{d}{d}...",
+    "{w}.{d}{d}{d}\u2026",
+    "{w}.({d})",
+    "{w}.{d} recurring",
+    "{w}.{d}{d}{d}{d} (repeating)",
+    "{w}.{d}\u0305",
+    "{w}.\\overline{{{d}}}",
+    "{w}.{r} (to 2 d.p.)",
+    "{w}{frac}",
+)
+
+
+@edit_kind(
+    "the model writes a repeating or rounded value", N, Expect.MODEL_ANSWERS, "linear", _composed
+)
+def _repeating_value(base: Base, rng: random.Random) -> Variant:
+    """Another equation, with a solution in thirds, that the model answers right but writes as
+    ``x = 5.333...``, ``5⅓`` or ``5.33 (to 2 d.p.)``: read as x = 5.333 or 5 it was proven wrong
+    and replaced, though the model was right."""
+    b = _lin(base)
+    k, a = rng.randint(4, 9), rng.choice((1, 2))
+    value = Fraction(3 * k + a, 3)
+    eq = LinearBase(f"3{b.v}", str(3 * k + a), b.v)
+    form = rng.choice(_REPEATING_FORMS)
+    written = form.format(
+        w=k, d=3 * a, r="33" if a == 1 else "67", frac="\u2153" if a == 1 else "\u2154"
+    )
+    answer = f"Divide both sides by 3: {b.v} = {_fmt(value)}\n\n{b.v} = {written}"
+    return Variant(
+        "the model writes a repeating or rounded value",
+        b.prompt,
+        eq.prompt,
+        Expect.MODEL_ANSWERS,
+        perfect_answer(b),
+        answer,
+    )
+
+
+@edit_kind(
+    "the model writes a grouped value or a decimal comma",
+    N,
+    Expect.MODEL_ANSWERS,
+    "linear",
+    _composed,
+)
+def _grouped_value(base: Base, rng: random.Random) -> Variant:
+    """Another equation that the model answers right as ``x = 1,000``, ``1'000``, ``1_000``,
+    ``1 000`` with a narrow space, or ``2,5``: read as x = 1 or x = 2 it was "repaired"."""
+    b = _lin(base)
+    if rng.random() < 0.75:
+        value = rng.choice((1000, 2500, 12000, 4096))
+        eq = LinearBase(f"{b.v}/2", str(value // 2), b.v)
+        sep = rng.choice((",", "'", "_", "\u202f"))
+        written = f"{value // 1000}{sep}{value % 1000:03d}"
+        step = f"Multiply both sides by 2: {b.v} = {value}"
+    else:
+        k = rng.randint(2, 9)
+        eq = LinearBase(f"2{b.v}", str(2 * k + 1), b.v)
+        written = f"{k},5"
+        step = f"Divide both sides by 2: {b.v} = {2 * k + 1}/2"
+    return Variant(
+        "the model writes a grouped value or a decimal comma",
+        b.prompt,
+        eq.prompt,
+        Expect.MODEL_ANSWERS,
+        perfect_answer(b),
+        f"{step}\n\n{b.v} = {written}",
+    )
+
+
 ALL_BASES: tuple[Base, ...] = (*linear_bases(), *json_bases())
 KINDS: Mapping[str, EditKind] = {k.name: k for k in EDIT_KINDS}
 

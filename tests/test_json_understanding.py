@@ -60,10 +60,23 @@ def test_whitespace_inside_a_quoted_key_is_part_of_the_key() -> None:
         "Create a pretend product as JSON. Use these keys:\n- name\n- all of them strings",
         # two lists: is `data` a key of the object, or the one above it?
         "A JSON object with the keys name and age. Nest it under a top-level key `data`.",
+        # after the item its "and" joined, the list has ended: the next word is prose
+        "A JSON object with the keys name, age and city, quickly.",
+        "A JSON object with the keys `name`, `age` and `city`, respectively.",
+        "A JSON object with the keys name and age, city.",
+        # bullets nested under a key: the keys of an inner object, not of this one
+        "Create a person as JSON. Use these keys:\n- name\n- address\n  - street\n  - city",
+        "Create a person as JSON. Use these keys:\n- name\n- address:\n- street\n- city",
     ],
 )
 def test_a_key_list_with_words_that_may_be_prose_is_refused(prompt: str) -> None:
     assert detect_json_spec(prompt) is None
+
+
+@pytest.mark.parametrize("word", ["please", "thanks", "thank you", "kindly", "ok"])
+def test_a_polite_word_after_the_last_key_is_no_key(word: str) -> None:
+    spec = detect_json_spec(f"A JSON object with the keys name, age, city, {word}.")
+    assert spec is not None and spec.keys == ("name", "age", "city")
 
 
 # ------------------------------------------------------------------ 2. masks cover the keys

@@ -9,6 +9,7 @@ from fractions import Fraction
 import pytest
 
 from stepcache_core import InMemoryStore, LinearEquationTask, StepCache
+from stepcache_core.tasks.base import DeltaKind
 from stepcache_core.tasks.linear.parse import detect_linear
 from stepcache_core.tasks.linear.spec import LinearSpec
 from stepcache_core.tasks.linear.transfer import renumbering_for
@@ -65,6 +66,8 @@ REFUSED = {
     "fraction before a parenthesis": "Solve 2x = 6/2(1 + 2) for x.",
     "the letter as a times sign": "Solve 2 x 3 = x + 1 for x.",
     "the letter as a times sign, unspaced on one side": "Solve x = 4 x5 - x for x.",
+    "a number after a parenthesis (a lost exponent?)": "Solve (n + 3)2 = 16 for n.",
+    "a number after a parenthesis, spaced": "Solve 3(x) 2 = 12 for x.",
 }
 
 
@@ -76,6 +79,8 @@ REFUSED = {
         ("Solve 3x = 1234.500 for x.", Fraction(823, 2)),
         ("Solve x/2 + 1 = 4 for x.", Fraction(6)),
         ("Solve (x + 1)/2 = 3 for x.", Fraction(5)),
+        ("Solve 2(n + 3) = 16 for n.", Fraction(5)),
+        ("Solve (x + 1)(2) = 8 for x.", Fraction(3)),
         ("Solve 0.5x + 5 = 20 for x.", Fraction(30)),
     ],
 )
@@ -287,3 +292,33 @@ def test_the_model_answer_is_served_unchanged(prompt: str, answer: str) -> None:
     result = cache.generate(prompt, backend)
     assert result.text == answer and not result.verified and not result.fallback_used
     assert backend.calls == 1
+
+
+def test_asking_for_the_final_value_line_is_an_answer_format() -> None:
+    """A cached answer to "Solve ... Show your steps." may end with a check line; a request that
+    asks to end with 'x = <value>' (the lexicon's words) must not get it."""
+    plain = "Solve 3x + 5 = 20 for x. Show your steps."
+    asked = "Solve 3x + 5 = 20 for x. Show your steps and end with 'x = <value>'."
+    other = "Find the value of x if 3x + 5 = 20. Make the last line 'x = <value>'."
+    specs = [detect_linear(p) for p in (plain, asked, other)]
+    assert all(s is not None and s.understood for s in specs)
+    task = LinearEquationTask()
+    a, b, c = specs
+    assert a is not None and b is not None and c is not None
+    assert "final_line" in b.output and "final_line" in c.output
+    assert task.compare(plain, a, asked, b).kinds == frozenset({DeltaKind.CORE})
+    assert DeltaKind.CORE not in task.compare(asked, b, other, c).kinds  # both ask for it
+
+
+def test_a_bare_value_is_no_answer_to_a_request_for_the_steps() -> None:
+    """ "x = 5" verifies for "Solve ... for x." but, reused for "... Show your steps.", it shows no
+    working: the check fails (no proof: a model's own bare answer is still served as written)."""
+    bare = detect_linear("Solve 3x + 5 = 20 for x.")
+    steps = detect_linear("Solve 3x + 5 = 20 for x. Show your steps.")
+    assert bare is not None and steps is not None and "steps" in steps.output
+    assert check_integrity("x = 5", bare).ok
+    failing = check_integrity("x = 5", steps)
+    assert not failing.ok and not failing.wrong
+    assert check_integrity("3x = 15\nx = 5", steps).ok
+    assert not verify_steps(["x = 5\n", "So x = 5."], steps, steps)[0].ok
+    assert LinearEquationTask().compare("a", bare, "b", steps).kinds != frozenset({DeltaKind.CORE})

@@ -62,7 +62,11 @@ def test_the_same_numbers_keep_the_cached_claims() -> None:
 def test_unread_step_words_keep_the_variable_and_phrases_out() -> None:
     words = ("isolate", "y", "on", "one", "side", "then", "one", "is", "odd")
     assert unread_step_words(words, "y") == ("one", "odd")
-    assert LinearEquationTask().verify(["x = 6, an even number"], spec := _spec(NEW), spec)[0].ok
+    # (a request without "show your steps": for one that asks, a bare "x = 6" shows no working)
+    bare = _spec("Solve 2x + 3 = 15 for x.")
+    assert LinearEquationTask().verify(["x = 6, an even number"], bare, bare)[0].ok
+    asked = _spec(NEW)
+    assert not LinearEquationTask().verify(["x = 6, an even number"], asked, asked)[0].ok
 
 
 def _spec(prompt: str):  # type: ignore[no-untyped-def]

@@ -118,3 +118,34 @@ def test_a_bare_wrong_value_for_a_request_understood_in_full_is_repaired() -> No
     other_words = "Solve 3x + 5 = 20 for x, then add 10 to the result."
     kept = cache().generate(other_words, Model(lambda p: "x = 15"))
     assert kept.text == "x = 15" and not kept.verified  # right for what was asked
+
+
+def test_a_repeating_rounded_or_grouped_final_value_is_never_proven_wrong() -> None:
+    # 3x + 5 = 21: x = 16/3. Each answer is right; read as x = 5.333 or x = 5 it was "repaired".
+    prompt = "Solve 3x + 5 = 21 for x."
+    for final in (
+        "x = 5.333...",
+        "x = 5.333\u2026",
+        "x = 5.(3)",
+        "x = 5.3 recurring",
+        "x = 5.3\u0305",
+        "x = 5\u2153",
+        "x = 5.\\overline{3}",
+        "x = 5.33 (to 2 d.p.)",
+        "\\(x = 5.33\\) (approximately)",
+    ):
+        answer = f"3x = 16\n{final}\n"
+        result = cache().generate(prompt, Model(lambda p, a=answer: a))
+        assert result.text == answer, (final, result.reason)
+    for prompt, final in (
+        ("Solve x/4 = 250 for x.", "x = 1,000"),
+        ("Solve x/4 = 250 for x.", "x = 1\u202f000"),
+        ("Solve x/4 = 250 for x.", "x = 1'000"),
+        ("Solve 2x = 5 for x.", "x = 2,5"),
+    ):
+        answer = f"Solve it:\n{final}\n"  # grouped, or a decimal comma: x = 1 or 2 is a misreading
+        result = cache().generate(prompt, Model(lambda p, a=answer: a))
+        assert result.text == answer, (final, result.reason)
+    prompt = "Solve 3x + 5 = 21 for x."
+    wrong = "3x = 16\nx = 5.5\n"  # a plain wrong value is still proven wrong
+    assert cache().generate(prompt, Model(lambda p: wrong)).text != wrong

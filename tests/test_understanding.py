@@ -50,7 +50,7 @@ def test_lexicon_phrases_do_not_change_the_residue() -> None:
         ("Then add 4 to the result.", "then add 4 to the result"),
         ("Give the answer modulo 7.", "give the answer modulo 7"),
         ("x must be positive.", "must be positive"),
-        ("Antworte auf Deutsch.", "antworte auf deutsch"),
+        ("Antworte auf Deutsch.", "antworte auf Deutsch"),  # quoted in its case
         ("Do not show your steps.", "do not"),
         ("End with 'Thanks!'", "end with"),
     ],
@@ -82,7 +82,7 @@ def test_masks_inside_masks_add_nothing() -> None:
 
 def test_an_empty_phrase_is_refused() -> None:
     with pytest.raises(ValueError, match="at least one token"):
-        Lexicon.of("...")
+        Lexicon.of(". , ; !")  # punctuation only: no token
 
 
 _WORDS = st.sampled_from(["integers", "modulo", "7", "twice", "result", "squared", "%", "not"])
@@ -110,3 +110,51 @@ def test_case_spacing_and_punctuation_of_lexicon_words_never_change_it(
     please, solve = (getattr(w, case)() for w in ("please", "solve"))
     prompt = f"{please}{space}{solve} 3x + 5 = 20{space}for x{stop}"
     assert _res(prompt) == ()
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("End with 'Thanks!'", "End with 'THANKS!'"),  # case inside quotes
+        ("End with 'Thanks!'", "End with 'Thanks?'"),  # punctuation inside quotes
+        ('Sign off with "Thanks".', 'Sign off with "Please".'),  # lexicon words inside quotes
+        ("Its age is 30.", 'Its age is "30".'),  # quotes make a number a string
+        ('Leave it "".', "Leave it."),  # an empty string is a value
+    ],
+)
+def test_quoted_text_is_content(old: str, new: str) -> None:
+    base = "Solve 3x + 5 = 20 for x. "
+    assert residue_change(_res(base + old), _res(base + new))
+
+
+def test_quotes_around_the_final_line_placeholder_are_wording() -> None:
+    quoted = "Solve 3x + 5 = 20 for x and end with 'x = <value>'."
+    plain = "Solve 3x + 5 = 20 for x and end with x = <value>."
+    assert _res(quoted) == _res(plain)
+    assert _res("Solve 3x + 5 = 20 for x. Sign off with 'Bob's pal'.")  # apostrophes read
+
+
+def test_case_counts_outside_quotes_but_for_a_sentence_start() -> None:
+    base = "Solve 3x + 5 = 20 for x. "
+    assert residue_change(_res(base + "Sign off with Bob."), _res(base + "Sign off with BOB."))
+    assert residue_change(_res(base + "Sign off with Bob."), _res(base + "Sign off with bob."))
+    assert _res(base + "Then add 4.") == _res(base + "then add 4.")
+    assert _res("PLEASE SOLVE 3x + 5 = 20 FOR x") == _res("please solve 3x + 5 = 20 for x") == ()
+    # a sentence that opens with lexicon words: the first word left is its start
+    assert _res("Please, Solve 3x + 5 = 20 for x. Hi, Then add 4.") == _res(
+        "Please, solve 3x + 5 = 20 for x. Hi, then add 4."
+    )
+
+
+def test_a_negated_sign_and_brackets_count() -> None:
+    base = "Solve 3x + 5 = 20 for x. "
+    assert residue_change(_res(base + "Label it = 4."), _res(base + "Label it != 4."))
+    assert residue_change(_res(base + 'Tag it "a".'), _res(base + 'Tag it ["a"].'))
+    assert residue_change(_res(base + "Tag it [a]."), _res(base + "Tag it {a}."))
+    assert _res(base + "Tag it (a).") == _res(base + "Tag it a.")  # parentheses are punctuation
+
+
+def test_an_ellipsis_counts() -> None:
+    base = "Solve 3x + 5 = 20 for x. Name the rules you use"
+    assert residue_change(_res(base + "."), _res(base + ", ..."))
+    assert _res(base + ", ...") == _res(base + ", \u2026")  # written either way

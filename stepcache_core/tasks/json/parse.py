@@ -168,6 +168,13 @@ _BULLETS = re.compile(
     re.I,
 )
 _BULLET_ITEM = re.compile(rf"^[ \t]*(?:[-*•]|\d+[.)])[ \t]+(?P<item>{_ITEM_SRC})", re.I | re.M)
+#: Bullets that nest: one indented deeper than the first, or one that ends in a colon (a heading
+#: for the bullets under it). The keys under it belong to an inner object, not this one.
+_NESTED_BULLETS = re.compile(
+    r"\A(?P<indent>[ \t]*)[^\n]*\n(?:[^\n]*\n)*?(?P=indent)[ \t]+(?:[-*•]|\d+[.)])[ \t]"
+    r"|:[ \t]*$",
+    re.M,
+)
 #: Words that end a key list written in prose ("name, age and city and no other fields"): never
 #: read as a bare key. Followed by more keys, they make the list uncertain.
 _NOT_KEYS = word_set(
@@ -175,7 +182,11 @@ _NOT_KEYS = word_set(
     " only exactly no not nothing none else other others any some more like such at least so etc"
     " include including named called following given below above also plus but which who whom"
     " whose where when while then there their they them"
+    # politeness after the list ("name, age and city, please"): the lexicon's words, not keys
+    " please kindly thanks thank hello hi hey ok okay"
 )
+#: A separator that joins a list's last item ("name, age and city"): an item after it is no key.
+_AND = re.compile(r"\band\b|&", re.I)
 #: Words that can be keys ("value", "from", "type") but also prose: a bare one is a key only
 #: inside a key list that is followed by more keys or ends with its clause; a list without
 #: a key noun ("a JSON object with name, age and value") may hold none of them.
@@ -257,10 +268,13 @@ def _items(src: str, *, explicit: bool, ends_clause: bool) -> tuple[list[_Item],
     `explicit`: the list follows or precedes a key noun, so a word that also reads as prose
     ("value", "from", "properties") is a key when more keys follow it or the list ends its clause
     (`ends_clause`); without a key noun such a word means `src` is no key list (``[]``). Raises
-    `_Uncertain` when keys follow a word that is never a key, or when a list ends on a prose-like
-    word in mid-clause ("and type of the person")."""
+    `_Uncertain` when keys follow a word that is never a key, when a list ends on a prose-like
+    word in mid-clause ("and type of the person"), or when it goes on after the item its "and"
+    joined ("name, age and city, quickly")."""
     out: list[_Item] = []
     covered = pos = 0
+    joined_and = False  # the item at `pos` was joined to the list by "and" or "&"
+    after_and = False  # an earlier item was: the list had ended ("name, age and city, fast")
     while (m := _ITEM.match(src, pos)) is not None:
         raw = m.group("key")
         quoted = raw[0] in "\"'`"
@@ -277,11 +291,14 @@ def _items(src: str, *, explicit: bool, ends_clause: bool) -> tuple[list[_Item],
                 break
             if last and not ends_clause:
                 raise _Uncertain(key)
+        if after_and:
+            raise _Uncertain(key)
         kind = m.group("t1") or m.group("t2")
         out.append((key, _TYPES[kind.lower()] if kind else None, quoted))
         covered = m.end()
         if last or sep is None:
             break
+        after_and, joined_and = joined_and, _AND.search(sep.group()) is not None
         pos = sep.end()
     return out, covered
 
@@ -310,6 +327,8 @@ def _prose_keys(text: str) -> tuple[list[tuple[str, str | None]], list[Span]]:
         start = m.start("items")
         items: list[_Item] = []
         bullet_masks: list[Span] = []
+        if _NESTED_BULLETS.search(m.group("items")):
+            raise _Uncertain("nested bullets")  # "- address" with "  - street" under it
         for b in _BULLET_ITEM.finditer(m.group("items")):
             got, covered = _items(b.group("item"), explicit=True, ends_clause=True)
             if not got:

@@ -18,7 +18,7 @@ def compare_specs(cached_prompt: str, cached: LinearSpec, prompt: str, spec: Lin
     not understood in full (words outside the lexicon, shared by both prompts); else RENAME
     (other variable), CONSTANTS (other equation: same skeleton, other numbers, or other
     structure) and REWORDING (other words around the equation), as they apply."""
-    if cached.output != spec.output:
+    if _format(cached) != _format(spec):
         return Delta(
             frozenset({DeltaKind.CORE}),
             f"answer format differs: {sorted(cached.output)} vs {sorted(spec.output)}",
@@ -51,7 +51,7 @@ def equation_shapes(spec: LinearSpec) -> tuple[str, str]:
     """The equation with its variable masked, then its skeleton (numbers masked too), each
     with the answer format asked for: rewordings and renames of one problem share the first,
     constant changes the second, whatever the words."""
-    output = "\x00".join(sorted(spec.output))
+    output = "\x00".join(sorted(_format(spec)))
     var = spec.variable
     equation = (
         token_skeleton(spec.lhs, var, numbers=False)
@@ -59,6 +59,12 @@ def equation_shapes(spec: LinearSpec) -> tuple[str, str]:
         + token_skeleton(spec.rhs, var, numbers=False)
     )
     return (f"equation\x00{equation}\x00{output}", f"skeleton\x00{spec.skeleton}\x00{output}")
+
+
+def _format(spec: LinearSpec) -> frozenset[str]:
+    """The answer formats two requests must share. Asking for the steps is not one of them: a
+    cached answer with working serves both, and one without fails the integrity check."""
+    return spec.output - {"steps"}
 
 
 def _template(prompt: str, spec: LinearSpec) -> str:

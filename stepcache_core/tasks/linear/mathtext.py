@@ -11,6 +11,7 @@ exactly (`fractions.Fraction` coefficients).
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -321,6 +322,37 @@ def find_plain_equations(text: str, var: str) -> list[tuple[str, int, int]]:
     return out
 
 
+#: Words that make a value a repeating or rounded one ("5.3 recurring", "5.33 (approx.)",
+#: "5.33 to 2 d.p."): the statement is not the exact value it writes.
+_HEDGE = (
+    r"(?:recurring|repeating|repeated|repeats|approx\w*|rounded|truncated|to\s+(?:\d+|one|two"
+    r"|three|four|five|six)\s+(?:d\.?\s?p\b|decimal|significant|s\.?\s?f\b|sig\w*))"
+)
+_HEDGE_WORD = re.compile(r"\b" + _HEDGE, re.IGNORECASE)
+#: What, right after a plain run that ends in a digit, says its last number goes on: digit
+#: grouping or a decimal comma (``1,000``, ``1'000``, ``1_000``, ``1 000`` with a narrow space,
+#: ``2,5``), an ellipsis (``5.333...``), a repetend in parentheses (``5.(3)``), a LaTeX mark
+#: (``5.\\overline{3}``), a unicode digit, fraction, superscript or combining mark (``5⅓``,
+#: ``5.3̅``, ``5²``), or a hedge word.
+_NUMBER_GOES_ON = re.compile(
+    r"[,'’_\u00a0\u2007\u2009\u202f]\d+|\.{2,}|…|\.?[(\\]|[ \t]*\(?[ \t]*" + _HEDGE, re.IGNORECASE
+)
+#: After a math span: a hedge word ("\\(x = 5.33\\) (approximately)").
+_HEDGED_SPAN = re.compile(r"[ \t]*[,(]?[ \t]*" + _HEDGE, re.IGNORECASE)
+_NUMBER_MARKS = frozenset({"No", "Nd", "Mn", "Me"})
+
+
+def number_goes_on(text: str, end: int) -> int | None:
+    """Where what writes on the number that ends at `end` in `text` ends, or None."""
+    m = _NUMBER_GOES_ON.match(text, end)
+    if m is not None:
+        return m.end()
+    at = end + (text[end : end + 1] == ".")
+    if text[at : at + 1] and unicodedata.category(text[at]) in _NUMBER_MARKS:
+        return at + 1
+    return None
+
+
 def _blank(chars: list[str], start: int, end: int) -> None:
     for k in range(start, end):
         if chars[k] != "\n":
@@ -382,6 +414,8 @@ def read_math(text: str, var: str) -> Reading:
         except MathTextError as exc:
             problems.append(f"unreadable math {body.strip()[:40]!r}: {exc}")
             plain = ""
+        if _HEDGE_WORD.search(body) or _HEDGED_SPAN.match(work, m.end()):
+            problems.append(f"a value said to be repeating or rounded: {m.group()[:60]!r}")
         if plain is None:
             problems.append(f"unbalanced braces in {body.strip()[:40]!r}")
         else:
@@ -394,6 +428,9 @@ def read_math(text: str, var: str) -> Reading:
     work = _MARKERS.sub(lambda mm: " " * len(mm.group(0)), work)
     chars = list(work)
     for run, start, end in find_plain_equations(work, var):
+        goes_on = number_goes_on(work, end) if run[-1:].isdigit() else None
+        if goes_on is not None:  # "x = 5.333...", "x = 5⅓": not the value x = 5.333 or 5
+            problems.append(f"a number written on past the math: {work[start:goes_on]!r}")
         _add_piece(run, float(start), relations, exprs, problems)
         _blank(chars, start, end)
     prose = "".join(chars)

@@ -3,11 +3,11 @@
 Detection refuses a prompt that writes math, numbers or conditions in a way the equation reader
 would misread or drop: digit grouping (``4,500``, ``4 500``, ``4'500``, ``4.500``), a leading
 decimal point (``.5x``), a fraction before a letter (``1/2x``), a letter as a times sign
-(``2 x 3``), unicode math (``²``, ``√``, ``−``, ``≤``, ``½``), powers, roots, percentages,
-functions, LaTeX beyond fractions and products, numbers and operators in words, modular
-arithmetic, inequalities (in symbols or words), systems of equations and units. A refusal is a
-plain miss: the model answers as it would without the cache. Every rule here errs towards
-refusing.
+(``2 x 3``), a number after a parenthesis (``(n + 3)2``), unicode math (``²``, ``√``, ``−``,
+``≤``, ``½``), powers, roots, percentages, functions, LaTeX beyond fractions and products,
+numbers and operators in words, modular arithmetic, inequalities (in symbols or words), systems
+of equations and units. A refusal is a plain miss: the model answers as it would without the
+cache. Every rule here errs towards refusing.
 """
 
 from __future__ import annotations
@@ -42,10 +42,12 @@ _SYMBOLS = re.compile(r"[%^|_~<>]|[\d)]\s*!|!=")
 _PLACEHOLDER = re.compile(r"<[A-Za-z][\w ]*>")
 #: Number forms two readers read differently: a leading decimal point (``.5x``, which a reader
 #: that skips the point takes for ``5x``), a fraction right before a letter or a parenthesis
-#: (``1/2x`` is (1/2)x to one reader and 1/(2x) to another; ``6/2(1 + 2)``) and a letter
-#: between two numbers (``2 x 3``).
+#: (``1/2x`` is (1/2)x to one reader and 1/(2x) to another; ``6/2(1 + 2)``), a letter
+#: between two numbers (``2 x 3``) and a number right after a closing parenthesis (``(n + 3)2``
+#: is 2(n + 3) to one reader and (n + 3)², a superscript lost in a copy, to another).
 _AMBIGUOUS_NUMBER = re.compile(
     r"(?<![\w.])\.\d"
+    r"|\)[ \t]*\d"
     r"|\d\s*/\s*\d+(?:\.\d+)?(?:\s*\(|\s?[A-Za-z](?![A-Za-z]))"
     # a lone letter between two numbers: ``2 x 3`` is 2 times 3 to one reader, 6x to another
     r"|\d[ \t]*(?<![A-Za-z])[A-Za-z](?![A-Za-z])[ \t]*\d"

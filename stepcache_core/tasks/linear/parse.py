@@ -90,6 +90,18 @@ _OUTPUT_TAGS: tuple[tuple[str, re.Pattern[str]], ...] = (
         "check",
         re.compile(r"\b(?:check|verify)\s+(?:your|the)\s+(?:answer|solution|result)", re.I),
     ),
+    # "Show your steps", "step by step", "short working": the answer must show some working
+    # (`verify.check_integrity`), so a cached bare "x = 5" is not served for it.
+    (
+        "steps",
+        re.compile(r"\bsteps?\b|\bworking\b|\bshow\s+(?:your|the|all)\s+(?:\w+\s+)?work\b", re.I),
+    ),
+    # The lexicon's "end with 'x = <value>'", "make the last line x = <value>": a cached answer
+    # to a request without it may end otherwise (a check line, a sign-off).
+    (
+        "final_line",
+        re.compile(r"=\s*<value>|\bfinish\s+with\s+the\s+value\s+of\b", re.I),
+    ),
 )
 _WORD_DIGITS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6}
 _ROUND = re.compile(

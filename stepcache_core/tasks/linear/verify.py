@@ -19,6 +19,7 @@ from stepcache_core.tasks.linear.mathtext import (
     Relation,
     constant_value,
     final_value,
+    is_variable,
     literal_numbers,
     read_math,
 )
@@ -250,29 +251,35 @@ def verify_steps(steps: Sequence[str], cached: LinearSpec, spec: LinearSpec) -> 
     variable, nothing unreadable, no stale number of the cached equation (except in a
     final ``v = solution`` / boxed solution), prose numbers backed by the new equation, its
     solution or an equation verified so far, no code block with numbers; when the numbers
-    change, no word in its prose beyond the step lexicon (`step_words`)."""
+    change, no word in its prose beyond the step lexicon (`step_words`); when the request asks
+    for the steps, some working in one of them (else the first step fails)."""
     stale = _stale(cached, spec)
     allowed: set[Fraction] = set()
     shape = _problem_shape(spec)
     prev = _Previous((spec.lhs_linear, spec.rhs_linear), (spec.lhs, spec.rhs))
     renumbered = (cached.lhs_linear, cached.rhs_linear) != (spec.lhs_linear, spec.rhs_linear)
     checks = []
+    working = False
     for step in steps:
         reading = read_math(step, spec.variable)
+        working = working or any(_is_working(r, spec.variable) for r in reading.relations)
         check = _check_step(reading, spec, stale, allowed, shape, step, prev)
         unread = unread_step_words(reading.prose_words, spec.variable) if renumbered else ()
         if check.ok and unread:
             shown = ", ".join(repr(w) for w in dict.fromkeys(unread))
             check = Check(False, f"with other numbers, the step's words {shown} may be stale")
         checks.append(check)
+    if "steps" in spec.output and not working and checks:
+        # A bare "x = 5" for a request that asks for the steps: nothing of it is worth a patch.
+        checks[0] = Check(False, "no working shown, and the request asks for the steps")
     return checks
 
 
 def check_integrity(text: str, spec: LinearSpec) -> Check:
-    """The whole answer: readable, every equation linear and true at the solution, and a final
-    ``v = value`` / ``\\boxed{value}`` equal to the solution (rounded when the prompt asks). A false
-    equation or a wrong final or boxed value is a proof (`Check.wrong`); an unreadable or
-    unfinished answer is not."""
+    """The whole answer: readable, every equation linear and true at the solution, a final
+    ``v = value`` / ``\\boxed{value}`` equal to the solution (rounded when the prompt asks), and
+    some working before it when the prompt asks for the steps. A false equation or a wrong final
+    or boxed value is a proof (`Check.wrong`); an unreadable, unfinished or bare answer is not."""
     var = spec.variable
     reading = read_math(text, var)
     if reading.problems:
@@ -295,7 +302,17 @@ def check_integrity(text: str, spec: LinearSpec) -> Check:
             f"final answer {var} = {format_fraction(final[0])}, expected {spec.solution_text}",
             wrong=True,
         )
+    if "steps" in spec.output and not any(_is_working(rel, var) for rel in reading.relations):
+        return Check(False, "no working shown, and the request asks for the steps")
     return PASS
+
+
+def _is_working(rel: Relation, var: str) -> bool:
+    """A relation that is a step of the working: anything but a ``v = value`` statement."""
+    for side, other in ((rel.lhs, rel.rhs), (rel.rhs, rel.lhs)):
+        if is_variable(side, var) and constant_value(other, var) is not None:
+            return False
+    return True
 
 
 def _is_false(rel: Relation, spec: LinearSpec) -> bool:

@@ -105,7 +105,8 @@ LINEAR_LEXICON = SHARED_LEXICON | Lexicon.of(
     "be brief",
     "briefly",
     "concisely",
-    # asking for the final line the integrity check requires anyway
+    # asking for the final line (read into the spec as well: `final_line` is an answer format,
+    # so only requests that both ask for it share answers)
     "end with <v> = <value>",
     "and end with <v> = <value>",
     "finish with <v> = <value>",
