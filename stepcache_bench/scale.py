@@ -142,9 +142,11 @@ def _disk_bytes(path: Path) -> int:
 
 
 def _rss(pid: int | None = None) -> int:
-    """Resident memory of process `pid` (default: this one) and all its children."""
+    """Resident memory of this process alone, or of process `pid` with all its children."""
     import psutil  # type: ignore[import-untyped]
 
+    if pid is None:
+        return int(psutil.Process().memory_info().rss)
     proc = psutil.Process(pid)
     total = int(proc.memory_info().rss)
     for child in proc.children(recursive=True):

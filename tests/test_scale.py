@@ -53,6 +53,9 @@ def test_server_run_reports_server_memory_and_disk(tmp_path: Path) -> None:
     assert result["mode"] == "server"
     _check_rows(result)
     assert all(r["server_rss_mb"] > 10 for r in result["sizes"])
+    # The client's RSS is this process's own (the run was in it), not the server's added to it.
+    own = psutil.Process().memory_info().rss / 1e6
+    assert result["sizes"][-1]["rss_mb"] < own + result["sizes"][-1]["server_rss_mb"] / 2
     assert 0 < result["max_batch"] <= result["chroma_max_batch"]
     assert md.startswith("## Scale (server)")
     assert "A local Chroma server" in md and "| RSS client | RSS server | disk |" in md
