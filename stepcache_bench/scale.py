@@ -2,29 +2,37 @@
 
     stepcache scale                       # 1k, 10k, 100k cached requests (~10-30 min here)
     stepcache scale --sizes 1000 10000    # smaller
+    stepcache scale --server --sizes 1000 10000 100000 1000000   # through a Chroma server
 
-One embedded Chroma store (on disk, in a temporary directory unless --store-dir) is filled with
+One Chroma store (on disk, in a temporary directory unless --store-dir) is filled with
 synthetic requests through `ChromaStore.put` (the engine's own write path: the vector into the
 scope's collection, then the entry's row into the main collection),
 with random unit vectors (384 dimensions, like MiniLM) from a cheap deterministic embedder, so the
-model's embedding cost is not part of the figures. At each size it times `StepCache.lookup`:
+model's embedding cost is not part of the figures. The store is embedded in this process
+(`chromadb.PersistentClient`) by default; with --server it lives in a local Chroma server
+(`chroma run` on 127.0.0.1, started by `ChromaServer`) reached with `chromadb.HttpClient`.
+At each size it times `StepCache.lookup`:
 
 - nearest: a prompt that is not cached (exact-key miss, embedding, nearest-neighbour query in
   the scope's vector collection, template decisions) -- the path every new request takes;
 - exact: a cached prompt (exact-key hit).
 
 Filling 100k entries one upsert at a time takes over an hour here (tens of ms per Chroma upsert),
-so the bulk of each fill is batched (the store's own upserts, captured by a wrapper around the
-chromadb client given to `ChromaStore(client=...)`, sent 2,000 at a time) and
-the last `--single` entries of each size are inserted one `put` at a time: that is the insert rate
-reported (`bulk_insert_per_s` is the batched rate). Reports p50/p99 of both lookups, resident
-memory (RSS) of this process and the store's size on disk; checks the target "nearest p50 at
-the largest size <= 2x that at the smallest".
+so the bulk of each fill is batched: 2,000 entries at a time (fewer if Chroma's max batch size is
+lower), one get of their keys answers the read each put makes first, and the store's own
+upserts are captured by a wrapper around the chromadb client given to `ChromaStore(client=...)`
+and sent together. The last `--single` entries of each size are inserted one `put` at a time:
+that is the insert rate reported (`bulk_insert_per_s` is the batched rate, `fill_s` the fill's
+wall time). Reports p50/p99 of both lookups, the 1-minute load average as the lookups end,
+resident memory (RSS) of this process and, with --server, of the server (with its children),
+and the store's size on disk; checks the target "nearest p50 at the largest size <= 2x that at
+the smallest".
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -38,10 +46,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
 from stepcache_bench.metrics import percentile
 from stepcache_core import CacheConfig, ChromaStore, Embedder, Entry, StepCache
+from stepcache_core.chroma_server import ChromaServer
 from stepcache_core.store import entry_key
 
 NAMESPACE = "scale"
@@ -97,10 +108,9 @@ class RandomUnitEmbedder(Embedder):
         self.calls += 1
         out = []
         for text in texts:
-            rng = random.Random(hashlib.sha256(text.encode()).digest())
-            vec = [rng.gauss(0.0, 1.0) for _ in range(DIM)]
-            norm = sum(x * x for x in vec) ** 0.5
-            out.append([x / norm for x in vec])
+            seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big")
+            vec = np.random.default_rng(seed).standard_normal(DIM)
+            out.append((vec / np.linalg.norm(vec)).tolist())
         return out
 
 
@@ -110,7 +120,8 @@ def synthetic_prompt(i: int) -> str:
     return f"Request {i}: please help with {words}."
 
 
-def _entry(i: int) -> Entry:
+def _entry(i: int, registry: str) -> Entry:
+    """Cached request `i`, as the engine stores an untyped answer judged by `registry`."""
     prompt = synthetic_prompt(i)
     answer = f"Synthetic answer {i}. " + "Step. " * 20
     return Entry(
@@ -122,6 +133,7 @@ def _entry(i: int) -> Entry:
         steps=(answer,),
         task=None,
         reusable=True,
+        registry=registry,
     )
 
 
@@ -129,22 +141,40 @@ def _disk_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
-def _rss() -> int:
+def _rss(pid: int | None = None) -> int:
+    """Resident memory of this process alone, or of process `pid` with all its children."""
     import psutil  # type: ignore[import-untyped]
 
-    return int(psutil.Process().memory_info().rss)
+    if pid is None:
+        return int(psutil.Process().memory_info().rss)
+    proc = psutil.Process(pid)
+    total = int(proc.memory_info().rss)
+    for child in proc.children(recursive=True):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            total += int(child.memory_info().rss)
+    return total
 
 
 class _Collection:
-    """A Chroma collection whose upserts can be captured and sent later in one batch."""
+    """A Chroma collection whose upserts can be captured and sent later in batches.
 
-    def __init__(self, real: Any) -> None:
+    While capturing, a `get` of ids all in `prefetched` (the rows one batched get returned for
+    the keys about to be written) is answered from it instead of one request per put.
+    """
+
+    def __init__(self, real: Any, max_batch: int) -> None:
         self._real = real
+        self._max_batch = max_batch
         self.capturing = False
         self.rows: dict[str, list[Any]] = {}
+        self.prefetched: dict[str, dict[str, Any]] | None = None
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._real, name)
+
+    @property
+    def name(self) -> str:
+        return str(self._real.name)
 
     def upsert(self, **kwargs: Any) -> Any:
         if not self.capturing:
@@ -153,10 +183,39 @@ class _Collection:
             self.rows.setdefault(name, []).extend(values)
         return None
 
+    def get(self, *args: Any, **kwargs: Any) -> Any:
+        known = self.prefetched
+        ids: list[str] = kwargs.get("ids") or []
+        if (
+            not self.capturing
+            or known is None
+            or args
+            or not ids
+            or set(kwargs) != {"ids", "include"}
+            or kwargs["include"] != ["metadatas"]
+            or any(i not in known for i in ids)
+        ):
+            return self._real.get(*args, **kwargs)
+        hits = [i for i in ids if known[i]]
+        return {"ids": hits, "metadatas": [known[i]["metadata"] for i in hits]}
+
+    def prefetch(self, ids: Sequence[str]) -> None:
+        """One batched get of `ids`, kept for the per-put gets that follow."""
+        known: dict[str, dict[str, Any]] = {i: {} for i in ids}
+        for start in range(0, len(ids), self._max_batch):
+            got = self._real.get(
+                ids=list(ids[start : start + self._max_batch]), include=["metadatas"]
+            )
+            for i, meta in zip(got["ids"], got["metadatas"], strict=True):
+                known[i] = {"metadata": meta}
+        self.prefetched = known
+
     def flush(self) -> None:
-        if self.rows:
-            self._real.upsert(**self.rows)
-        self.rows = {}
+        rows, self.rows = self.rows, {}
+        self.prefetched = None
+        n = len(rows.get("ids", []))
+        for start in range(0, n, self._max_batch):
+            self._real.upsert(**{k: v[start : start + self._max_batch] for k, v in rows.items()})
 
 
 class _Client:
@@ -170,6 +229,11 @@ class _Client:
         self._real = real
         self.collections: dict[str, _Collection] = {}
         self.capturing = False
+        limit = getattr(real, "get_max_batch_size", None)
+        #: The most rows Chroma takes in one request (None: the client does not say).
+        self.chroma_max_batch = int(limit()) if limit is not None else None
+        #: Rows per upsert or get request this wrapper sends: at most Chroma's limit.
+        self.max_batch = min(_BATCH, self.chroma_max_batch or _BATCH)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._real, name)
@@ -177,7 +241,7 @@ class _Client:
     def _wrap(self, real: Any) -> _Collection:
         wrapped = self.collections.get(real.name)
         if wrapped is None:
-            wrapped = self.collections[real.name] = _Collection(real)
+            wrapped = self.collections[real.name] = _Collection(real, self.max_batch)
         wrapped.capturing = self.capturing
         return wrapped
 
@@ -197,50 +261,77 @@ class _Client:
         for collection in sorted(self.collections.values(), key=lambda c: c.name == _MAIN):
             collection.flush()
 
+    def prefetch(self, keys: Sequence[str]) -> None:
+        """Fetch the main rows of `keys` in one request for the puts about to write them."""
+        self.collections[_MAIN].prefetch(keys)
+
 
 _MAIN = f"scale-{RandomUnitEmbedder.name}"  # the main collection of the store `run` makes
+_BATCH = 2000  # entries per batch of the bulk fill
 
 
 def _bulk_put(
     store: ChromaStore,
     client: _Client,
-    entries: Any,
+    first: int,
+    stop: int,
     embedder: Embedder,
+    registry: str,
     bar: Any,
-    batch: int = 2000,
 ) -> None:
-    """`store.put` every entry, its upserts sent to Chroma `batch` at a time."""
-    pending = 0
-    client.capture(True)
-    try:
-        for e in entries:
-            store.put(e, embedder.embed(e.prompt))
-            pending += 1
-            if pending == batch:
-                client.flush()
-                if bar is not None:
-                    bar.update(pending)
-                pending = 0
+    """`store.put` entries `first`..`stop`-1, their Chroma requests sent a batch at a time: one
+    get of the batch's keys (the rows each put reads first), then its captured upserts."""
+    for start in range(first, stop, _BATCH):
+        entries = [_entry(i, registry) for i in range(start, min(start + _BATCH, stop))]
+        vectors = embedder.embed_batch([e.prompt for e in entries])
+        client.prefetch([e.key for e in entries])
+        client.capture(True)
+        try:
+            for e, v in zip(entries, vectors, strict=True):
+                store.put(e, v)
+        finally:
+            client.capture(False)
         client.flush()
-        if bar is not None and pending:
-            bar.update(pending)
-    finally:
-        client.capture(False)
+        if bar is not None:
+            bar.update(len(entries))
 
 
 def run(
-    sizes: Sequence[int], lookups: int, store_dir: Path, progress: bool, single: int = 200
+    sizes: Sequence[int],
+    lookups: int,
+    store_dir: Path,
+    progress: bool,
+    single: int = 200,
+    server: bool = False,
+) -> dict[str, Any]:
+    """Fill and time one store; `server` puts it behind a local `chroma run` (in
+    `store_dir`/data, its log beside) reached over HTTP, instead of embedded in this process."""
+    store_dir.mkdir(parents=True, exist_ok=True)
+    if not server:
+        return _run(sizes, lookups, store_dir, progress, single, None)
+    data = store_dir / "data"
+    with ChromaServer(data, log_path=store_dir / "chroma-server.log") as chroma:
+        return _run(sizes, lookups, data, progress, single, chroma)
+
+
+def _run(
+    sizes: Sequence[int],
+    lookups: int,
+    store_dir: Path,
+    progress: bool,
+    single: int,
+    chroma: ChromaServer | None,
 ) -> dict[str, Any]:
     import chromadb
     from chromadb.config import Settings
 
     embedder = RandomUnitEmbedder()
-    store_dir.mkdir(parents=True, exist_ok=True)
-    client = _Client(
-        chromadb.PersistentClient(
-            path=str(store_dir), settings=Settings(anonymized_telemetry=False)
-        )
-    )
+    settings = Settings(anonymized_telemetry=False)
+    if chroma is None:
+        real = chromadb.PersistentClient(path=str(store_dir), settings=settings)
+    else:
+        real = chromadb.HttpClient(host=chroma.host, port=chroma.port, settings=settings)
+    client = _Client(real)
     store = ChromaStore(client=client, collection="scale", embedder_name=embedder.name)
     # The synthetic requests are of no task: with semantic reuse on (at a similarity random
     # vectors never reach), a lookup of a new prompt embeds and searches like any request a task
@@ -260,11 +351,11 @@ def run(
         # inserted one put at a time to measure the engine's real write path at this size.
         bulk = max(n_new - single, 0)
         t0 = time.perf_counter()
-        _bulk_put(store, client, (_entry(i) for i in range(filled, filled + bulk)), embedder, bar)
+        _bulk_put(store, client, filled, filled + bulk, embedder, cache.tasks.identity, bar)
         bulk_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         for i in range(filled + bulk, size):
-            e = _entry(i)
+            e = _entry(i, cache.tasks.identity)
             store.put(e, embedder.embed(e.prompt))
             if bar is not None:
                 bar.update(1)
@@ -287,6 +378,7 @@ def run(
             hit = cache.lookup(hit_prompt, namespace=NAMESPACE)
             exact.append(time.perf_counter() - t1)
             assert hit is not None and hit.path.value == "exact"
+        load = os.getloadavg()[0]  # the machine's 1-min load average as the lookups end
         rows.append(
             {
                 "size": size,
@@ -302,7 +394,10 @@ def run(
                 "insert_per_s": (n_new - bulk) / single_s if single_s > 0 else None,
                 "bulk_insert_per_s": bulk / bulk_s if bulk and bulk_s > 0 else None,
                 "inserted": n_new,
+                "fill_s": bulk_s + single_s,
+                "load_1min": load,
                 "rss_mb": _rss() / 1e6,
+                "server_rss_mb": _rss(chroma.pid) / 1e6 if chroma is not None else None,
                 "disk_mb": _disk_bytes(store_dir) / 1e6,
             }
         )
@@ -316,6 +411,9 @@ def run(
     first, last = rows[0], rows[-1]
     ratio = last["lookup_nearest_ms"]["p50"] / first["lookup_nearest_ms"]["p50"]
     return {
+        "mode": "embedded" if chroma is None else "server",
+        "max_batch": client.max_batch,
+        "chroma_max_batch": client.chroma_max_batch,
         "sizes": rows,
         "target": {
             "lookup_p50_ratio": {
@@ -331,7 +429,9 @@ def print_table(result: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    t = Table(title="StepCache scale (embedded Chroma on disk, random unit vectors)")
+    server = result["mode"] == "server"
+    where = "Chroma server on 127.0.0.1" if server else "embedded Chroma on disk"
+    t = Table(title=f"StepCache scale ({where}, random unit vectors)")
     for h in (
         "cached requests",
         "nearest p50",
@@ -340,10 +440,12 @@ def print_table(result: dict[str, Any]) -> None:
         "exact p99",
         "insert rate",
         "RSS",
+        *(["server RSS"] if server else []),
         "disk",
     ):
         t.add_column(h, justify="right")
     for r in result["sizes"]:
+        server_rss = [f"{r['server_rss_mb']:.0f} MB"] if server else []
         t.add_row(
             f"{r['size']:,}",
             f"{r['lookup_nearest_ms']['p50']:.2f} ms",
@@ -352,6 +454,7 @@ def print_table(result: dict[str, Any]) -> None:
             f"{r['lookup_exact_ms']['p99']:.2f} ms",
             f"{r['insert_per_s']:.0f}/s",
             f"{r['rss_mb']:.0f} MB",
+            *server_rss,
             f"{r['disk_mb']:.0f} MB",
         )
     Console().print(t)
@@ -363,25 +466,55 @@ def print_table(result: dict[str, Any]) -> None:
 
 
 def markdown(result: dict[str, Any]) -> str:
+    server = result["mode"] == "server"
+    if server:
+        where = (
+            "A local Chroma server (`chroma run` on 127.0.0.1, reached with `chromadb.HttpClient`)"
+            f" on disk; its requests sent at most {result['max_batch']} rows at a time"
+        )
+        head = (
+            "| cached requests | nearest p50 | nearest p99 | exact p50 | exact p99 | insert rate "
+            "| bulk fill rate | fill time | load | RSS client | RSS server | disk |"
+        )
+    else:
+        where = "One embedded Chroma store on disk"
+        head = (
+            "| cached requests | nearest p50 | nearest p99 | exact p50 | exact p99 | insert rate "
+            "| RSS | disk |"
+        )
     lines = [
-        "## Scale",
+        f"## Scale ({result['mode']})",
         "",
         f"- Command: `{result['command']}`; date {result['date']}; "
         f"duration {result['duration_s'] / 60:.1f} min",
-        "- One embedded Chroma store on disk, filled through `ChromaStore.put` with synthetic "
+        f"- {where}; filled through `ChromaStore.put` with synthetic "
         "requests and random 384-d unit vectors; lookups through `StepCache.lookup`.",
         "",
-        "| cached requests | nearest p50 | nearest p99 | exact p50 | exact p99 | insert rate "
-        "| RSS | disk |",
-        "|---|---|---|---|---|---|---|---|",
+        head,
+        "|---" * head.count("|", 1) + "|",
     ]
     for r in result["sizes"]:
-        lines.append(
-            f"| {r['size']:,} | {r['lookup_nearest_ms']['p50']:.2f} ms "
-            f"| {r['lookup_nearest_ms']['p99']:.2f} ms | {r['lookup_exact_ms']['p50']:.2f} ms "
-            f"| {r['lookup_exact_ms']['p99']:.2f} ms | {r['insert_per_s']:.0f}/s "
-            f"| {r['rss_mb']:.0f} MB | {r['disk_mb']:.0f} MB |"
-        )
+        cells = [
+            f"{r['size']:,}",
+            f"{r['lookup_nearest_ms']['p50']:.2f} ms",
+            f"{r['lookup_nearest_ms']['p99']:.2f} ms",
+            f"{r['lookup_exact_ms']['p50']:.2f} ms",
+            f"{r['lookup_exact_ms']['p99']:.2f} ms",
+            f"{r['insert_per_s']:.0f}/s",
+        ]
+        if server:
+            bulk = r["bulk_insert_per_s"]
+            cells += [
+                f"{bulk:.0f}/s" if bulk else "-",
+                f"{r['fill_s'] / 60:.1f} min",
+                f"{r['load_1min']:.1f}",
+                f"{r['rss_mb']:.0f} MB",
+                f"{r['server_rss_mb']:.0f} MB",
+            ]
+        else:
+            cells.append(f"{r['rss_mb']:.0f} MB")
+        cells.append(f"{r['disk_mb']:.0f} MB")
+        lines.append("| " + " | ".join(cells) + " |")
     tg = result["target"]["lookup_p50_ratio"]
     lines += [
         "",
@@ -406,6 +539,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="entries inserted one put at a time at each size (timed insert rate)",
     )
     p.add_argument("--store-dir", type=Path, default=None, help="Chroma directory (default: temp)")
+    p.add_argument(
+        "--server",
+        action="store_true",
+        help="run the store in a local Chroma server (chroma run) reached over HTTP",
+    )
     p.add_argument("--out", type=Path, default=None, help="write scale.json and scale.md here")
     p.add_argument("--no-progress", action="store_true")
     return p
@@ -424,6 +562,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             store_dir,
             not args.no_progress and sys.stderr.isatty(),
             args.single,
+            args.server,
         )
     finally:
         if tmp:
