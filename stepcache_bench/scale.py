@@ -425,6 +425,18 @@ def _run(
     }
 
 
+def _size_cells(r: dict[str, Any]) -> list[str]:
+    """One size's row up to the insert rate: size, lookup p50/p99 (nearest, exact), insert rate."""
+    return [
+        f"{r['size']:,}",
+        f"{r['lookup_nearest_ms']['p50']:.2f} ms",
+        f"{r['lookup_nearest_ms']['p99']:.2f} ms",
+        f"{r['lookup_exact_ms']['p50']:.2f} ms",
+        f"{r['lookup_exact_ms']['p99']:.2f} ms",
+        f"{r['insert_per_s']:.0f}/s",
+    ]
+
+
 def print_table(result: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -447,12 +459,7 @@ def print_table(result: dict[str, Any]) -> None:
     for r in result["sizes"]:
         server_rss = [f"{r['server_rss_mb']:.0f} MB"] if server else []
         t.add_row(
-            f"{r['size']:,}",
-            f"{r['lookup_nearest_ms']['p50']:.2f} ms",
-            f"{r['lookup_nearest_ms']['p99']:.2f} ms",
-            f"{r['lookup_exact_ms']['p50']:.2f} ms",
-            f"{r['lookup_exact_ms']['p99']:.2f} ms",
-            f"{r['insert_per_s']:.0f}/s",
+            *_size_cells(r),
             f"{r['rss_mb']:.0f} MB",
             *server_rss,
             f"{r['disk_mb']:.0f} MB",
@@ -494,14 +501,7 @@ def markdown(result: dict[str, Any]) -> str:
         "|---" * head.count("|", 1) + "|",
     ]
     for r in result["sizes"]:
-        cells = [
-            f"{r['size']:,}",
-            f"{r['lookup_nearest_ms']['p50']:.2f} ms",
-            f"{r['lookup_nearest_ms']['p99']:.2f} ms",
-            f"{r['lookup_exact_ms']['p50']:.2f} ms",
-            f"{r['lookup_exact_ms']['p99']:.2f} ms",
-            f"{r['insert_per_s']:.0f}/s",
-        ]
+        cells = _size_cells(r)
         if server:
             bulk = r["bulk_insert_per_s"]
             cells += [
