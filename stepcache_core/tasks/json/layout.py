@@ -9,14 +9,11 @@ number (as written) and word of prose stays as the model wrote it.
 
 from __future__ import annotations
 
-import re
-
 from stepcache_core.tasks.json.spec import JsonSpec
 from stepcache_core.tasks.json.text import find_objects
+from stepcache_core.tasks.json.verify import FENCE_LINE
 
 __all__ = ["minified", "relaid"]
-
-_FENCE_LINE = re.compile(r"^[ \t]*(?:```|~~~)[^\n]*\n?", re.M)
 
 
 def minified(object_text: str) -> str:
@@ -57,5 +54,5 @@ def relaid(text: str, spec: JsonSpec) -> str | None:
     if spec.compact:
         new = text[: obj.start] + minified(text[obj.start : obj.end]) + text[obj.end :]
     if spec.bare:
-        new = _FENCE_LINE.sub("", new).strip()
+        new = FENCE_LINE.sub("", new).strip()
     return new if new != text else None

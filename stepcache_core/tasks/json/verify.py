@@ -22,6 +22,7 @@ from stepcache_core.tasks.json.text import (
 )
 
 __all__ = [
+    "FENCE_LINE",
     "ClassifiedStep",
     "MemberCheck",
     "check_integrity",
@@ -94,12 +95,13 @@ def has_fence(text: str) -> bool:
     return "```" in text or "~~~" in text
 
 
-_FENCE_LINE = re.compile(r"^[ \t]*(?:```|~~~)[^\n]*$", re.M)
+#: A code-fence line (```json, ~~~), with its line break.
+FENCE_LINE = re.compile(r"^[ \t]*(?:```|~~~)[^\n]*\n?", re.M)
 
 
 def has_prose(text: str) -> bool:
     """True when `text` (what surrounds an object) holds more than whitespace and fences."""
-    return bool(_FENCE_LINE.sub("", text).strip())
+    return bool(FENCE_LINE.sub("", text).strip())
 
 
 def _prose_problem(step: str, stale: frozenset[str], spec: JsonSpec) -> str:
